@@ -1,0 +1,1 @@
+"""Report: tables of results next to the published numbers, renderers and plots."""

@@ -1,0 +1,3 @@
+from corrbench.cli.app import main
+
+main()

@@ -1,0 +1,330 @@
+"""Suites: `<dataset>-c` (corruptions × severities) and `<dataset>-p` (perturbation sequences).
+
+A suite is read from the official files when they are under the data root, or generated on the fly
+from the clean test split by corrbench's corruption engine (`--source generated`). Either way it is
+streamed part by part, batch by batch: no suite is ever held in memory whole.
+
+Generated data is produced in fixed chunks of GENERATION_CHUNK images whose generator seeds derive
+from (seed, corruption, severity, chunk), so the bytes do not depend on the evaluation batch size —
+`corrbench data make-c` writes exactly what `eval --source generated` sees for the same seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from corrbench.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, corrupt, list_corruptions
+from corrbench.data.datasets import ImageSet, dataset_info, load_dataset
+from corrbench.data.readers import FolderSeverity, NpySeverityBlocks, open_p_file, read_c_labels
+from corrbench.engine.device import make_generator
+from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError
+from corrbench.registry import Registry
+
+SEVERITIES = (1, 2, 3, 4, 5)
+GENERATION_CHUNK = 1000
+SOURCES = ("auto", "files", "generated")
+# The perturbations cifar-p-eval.py evaluates (corruptions-spec.md B.3); the others are validation ones.
+P_TEST_PERTURBATIONS = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "spatter", "brightness",
+                        "translate", "rotate", "tilt", "scale")
+P_VALIDATION_PERTURBATIONS = ("speckle_noise", "gaussian_blur", "snow", "shear")
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    dataset: str
+    kind: str                    # 'c' | 'p'
+    folder: str | None           # official folder name under the data root
+    layout: str | None           # 'npy' (CIFAR-10-C / -P style) | 'folders' (ImageNet-C style) | None
+    how_to_get: str
+    generated_only: bool = False
+
+    def locations(self, data_root: Path) -> list[Path]:
+        return [data_root / self.folder] if self.folder else []
+
+
+SUITES: Registry[SuiteSpec] = Registry("suite")
+for _spec in (
+    SuiteSpec("cifar10-c", "cifar10", "c", "CIFAR-10-C", "npy",
+              "download CIFAR-10-C.tar from Zenodo record 2535967 and unpack it into the data root"),
+    SuiteSpec("cifar100-c", "cifar100", "c", "CIFAR-100-C", "npy",
+              "download CIFAR-100-C.tar from Zenodo record 3555552 and unpack it into the data root"),
+    SuiteSpec("tinyimagenet-c", "tinyimagenet", "c", "Tiny-ImageNet-C", "folders",
+              "download Tiny-ImageNet-C from Zenodo record 2536630 and unpack it into the data root"),
+    SuiteSpec("imagenet-c", "imagenet", "c", "ImageNet-C", "folders",
+              "download blur/digital/noise/weather .tar from Zenodo record 2235448 into <data root>/ImageNet-C"),
+    SuiteSpec("mnist5k-c", "mnist5k", "c", None, None,
+              "generated on the fly from the mnist5k test split (no files needed)", generated_only=True),
+    SuiteSpec("cifar10-p", "cifar10", "p", "CIFAR-10-P", "npy",
+              "download CIFAR-10-P from the link in the hendrycks/robustness README into the data root"),
+    SuiteSpec("cifar100-p", "cifar100", "p", "CIFAR-100-P", "npy",
+              "download CIFAR-100-P from the link in the hendrycks/robustness README into the data root"),
+):
+    SUITES.register(_spec.name, _spec)
+
+
+def get_suite_spec(name: str) -> SuiteSpec:
+    return SUITES.get(name)
+
+
+@dataclass
+class Part:
+    """One (corruption, severity) of a -C suite; severity 0 with corruption 'clean' is the clean test set."""
+
+    corruption: str
+    severity: int
+    labels: torch.Tensor
+    _loader: "object" = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def benchmark(self) -> bool:
+        return self.corruption in BENCHMARK_CORRUPTIONS
+
+    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 B×3×H×W images, int64 labels) in test-set order."""
+        for start in range(0, self.n, batch_size):
+            stop = min(start + batch_size, self.n)
+            yield self._loader(slice(start, stop)), self.labels[start:stop]
+
+
+@dataclass
+class CorruptionSuite:
+    spec: SuiteSpec
+    source: str                  # 'files' | 'generated'
+    clean: ImageSet
+    corruptions: list[str]
+    severities: list[int]
+    seed: int | None             # generator seed for 'generated'; None for files
+    directory: Path | None
+    device: torch.device
+    scale: str
+
+    def __len__(self) -> int:
+        return 1 + len(self.corruptions) * len(self.severities)
+
+    def parts(self, include_clean: bool = True) -> Iterator[Part]:
+        if include_clean:
+            yield Part("clean", 0, self.clean.labels, self.clean.images)
+        for corruption in self.corruptions:
+            if self.source == "files":
+                yield from self._file_parts(corruption)
+            else:
+                for severity in self.severities:
+                    generated = GeneratedImages(self.clean, corruption, severity, self.seed, self.scale, self.device)
+                    yield Part(corruption, severity, self.clean.labels, generated)
+
+    def _file_parts(self, corruption: str) -> Iterator[Part]:
+        assert self.directory is not None
+        if self.spec.layout == "npy":
+            blocks = NpySeverityBlocks(self.directory / f"{corruption}.npy", n_per_severity=len(self.clean))
+            for severity in self.severities:
+                yield Part(corruption, severity, self.clean.labels,
+                           lambda index, s=severity: blocks.images(s, index))
+        else:
+            for severity in self.severities:
+                folder = FolderSeverity(self.directory / corruption / str(severity), self.clean_classes())
+                yield Part(corruption, severity, folder.labels, folder.images)
+
+    def clean_classes(self) -> list[str]:
+        classes = getattr(self.clean, "classes", None)
+        if not classes:
+            raise LayoutError(f"the clean {self.spec.dataset} test set has no class-folder names to match "
+                              f"{self.directory}'s folders against")
+        return list(classes)
+
+
+class GeneratedImages:
+    """Corrupted images generated on demand, chunk by chunk, with seeds independent of the batch size."""
+
+    def __init__(self, clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
+                 device: torch.device):
+        self.clean, self.corruption, self.severity = clean, corruption, severity
+        self.seed, self.scale, self.device = seed, scale, device
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    def chunk(self, index: int) -> torch.Tensor:
+        if self._cache is not None and self._cache[0] == index:
+            return self._cache[1]
+        images = generate_chunk(self.clean, self.corruption, self.severity, self.seed, self.scale, self.device, index)
+        self._cache = (index, images)
+        return images
+
+    def __call__(self, index: slice) -> torch.Tensor:
+        start, stop = index.start or 0, index.stop
+        pieces = []
+        position = start
+        while position < stop:
+            chunk_index = position // GENERATION_CHUNK
+            offset = chunk_index * GENERATION_CHUNK
+            take = min(stop, offset + GENERATION_CHUNK)
+            pieces.append(self.chunk(chunk_index)[position - offset:take - offset])
+            position = take
+        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def generate_chunk(clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
+                   device: torch.device, chunk_index: int) -> torch.Tensor:
+    """Chunk `chunk_index` (GENERATION_CHUNK images, test-set order) of corruption × severity, seeded."""
+    start = chunk_index * GENERATION_CHUNK
+    stop = min(start + GENERATION_CHUNK, len(clean))
+    images = clean.images(slice(start, stop)).to(device)
+    generator = make_generator(device, "corrbench-c", seed, corruption, severity, chunk_index)
+    return corrupt(images, corruption, severity, scale=scale, generator=generator)
+
+
+def _check_severities(severities: Sequence[int] | None) -> list[int]:
+    chosen = list(severities) if severities else list(SEVERITIES)
+    for severity in chosen:
+        if severity not in SEVERITIES:
+            raise InvalidValueError(f"severity must be between 1 and 5, got {severity}")
+    return chosen
+
+
+def _choose_source(spec: SuiteSpec, source: str, data_root: Path) -> tuple[str, Path | None]:
+    if source not in SOURCES:
+        raise InvalidValueError(f"--source must be one of {', '.join(SOURCES)}, got '{source}'")
+    if spec.generated_only:
+        if source == "files":
+            raise UserError(f"suite {spec.name} has no official files; use --source generated (or auto)")
+        return "generated", None
+    directory = data_root / spec.folder if spec.folder else None
+    found = directory is not None and directory.is_dir()
+    if source == "files" or (source == "auto" and found):
+        if not found:
+            raise MissingDataError(f"{spec.name} files not found at {directory}; {spec.how_to_get}, pass --data-root, "
+                                   f"or use --source generated")
+        return "files", directory
+    if source == "auto":
+        raise MissingDataError(f"{spec.name} files not found at {directory}; {spec.how_to_get} (or pass --data-root), "
+                               f"or generate the suite with --source generated")
+    return "generated", None
+
+
+def open_corruption_suite(name: str, data_root: Path, *, source: str = "auto", seed: int = 0,
+                          corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
+                          device: torch.device | str = "cpu") -> CorruptionSuite:
+    """Resolve a -C suite: where its data comes from, which corruptions and severities it has."""
+    spec = get_suite_spec(name)
+    if spec.kind != "c":
+        raise UserError(f"{name} is a perturbation (-P) suite; use `corrbench flip-rate --suite {name}`")
+    chosen_source, directory = _choose_source(spec, source, data_root)
+    info = dataset_info(spec.dataset)
+    clean = load_dataset(spec.dataset, "test", data_root)
+    chosen_severities = _check_severities(severities)
+    if chosen_source == "files":
+        available = [c for c in ALL_CORRUPTIONS if _has_corruption(spec, directory, c)]
+        if spec.layout == "npy":
+            labels = read_c_labels(directory, n_per_severity=len(clean))
+            if not torch.equal(labels, clean.labels):
+                raise LayoutError(f"{directory / 'labels.npy'} does not match the clean {spec.dataset} test labels in "
+                                  f"test-set order; the folder is not {spec.folder} for this test set")
+    else:
+        available = list_corruptions("all")
+    if corruptions:
+        for corruption in corruptions:
+            if corruption not in available:
+                where = f"in {directory}" if directory else "in corrbench's engine yet"
+                raise MissingDataError(f"corruption '{corruption}' is not available {where}; available: "
+                                       f"{', '.join(available) or 'none'}")
+        chosen = list(corruptions)
+    else:
+        if chosen_source == "files":
+            missing = [c for c in ALL_CORRUPTIONS if c not in available]
+            if missing and not available:
+                raise LayoutError(f"{directory} has none of the {len(ALL_CORRUPTIONS)} corruption files; "
+                                  f"expected e.g. {_expected_name(spec, ALL_CORRUPTIONS[0])}")
+            if missing:
+                raise LayoutError(f"{directory} is missing {', '.join(_expected_name(spec, c) for c in missing)}; "
+                                  f"re-download it or choose a subset with --corruptions")
+        chosen = available
+    return CorruptionSuite(spec=spec, source=chosen_source, clean=clean, corruptions=chosen,
+                           severities=chosen_severities, seed=seed if chosen_source == "generated" else None,
+                           directory=directory, device=torch.device(device), scale=info.scale)
+
+
+def _expected_name(spec: SuiteSpec, corruption: str) -> str:
+    return f"{corruption}.npy" if spec.layout == "npy" else f"{corruption}/"
+
+
+def _has_corruption(spec: SuiteSpec, directory: Path, corruption: str) -> bool:
+    if spec.layout == "npy":
+        return (directory / f"{corruption}.npy").is_file()
+    return (directory / corruption).is_dir()
+
+
+@dataclass
+class PerturbationPart:
+    """One perturbation file of a -P suite: videos (N, T, H, W, 3) uint8, streamed in batches of videos."""
+
+    perturbation: str
+    difficulty: int
+    path: Path
+
+    def __post_init__(self) -> None:
+        self._videos = open_p_file(self.path)
+
+    @property
+    def n(self) -> int:
+        return int(self._videos.shape[0])
+
+    @property
+    def frames(self) -> int:
+        return int(self._videos.shape[1])
+
+    def batches(self, videos_per_batch: int) -> Iterator[torch.Tensor]:
+        """uint8 tensors of shape B×T×3×H×W."""
+        for start in range(0, self.n, videos_per_batch):
+            block = torch.from_numpy(self._videos[start:start + videos_per_batch].copy())
+            yield block.permute(0, 1, 4, 2, 3).contiguous()
+
+
+@dataclass
+class PerturbationSuite:
+    spec: SuiteSpec
+    directory: Path
+    parts: list[PerturbationPart]
+
+
+def open_perturbation_suite(name: str, data_root: Path, *, perturbations: Sequence[str] | None = None,
+                            difficulty: int = 1) -> PerturbationSuite:
+    """Resolve a -P suite from official files (`<perturbation>.npy`, noise difficulty d>1 as `<name>_<d>.npy`)."""
+    spec = get_suite_spec(name)
+    if spec.kind != "p":
+        raise UserError(f"{name} is a corruption (-C) suite; use `corrbench eval --suite {name}`")
+    if difficulty < 1:
+        raise InvalidValueError(f"difficulty must be at least 1, got {difficulty}")
+    directory = data_root / spec.folder
+    if not directory.is_dir():
+        raise MissingDataError(f"{name} files not found at {directory}; {spec.how_to_get}, or pass --data-root")
+    known = P_TEST_PERTURBATIONS + P_VALIDATION_PERTURBATIONS
+    if perturbations:
+        for perturbation in perturbations:
+            if perturbation not in known:
+                from corrbench.errors import UnknownNameError
+                raise UnknownNameError("perturbation", perturbation, known)
+        chosen = list(perturbations)
+    else:
+        chosen = [p for p in P_TEST_PERTURBATIONS if _p_path(directory, p, difficulty).is_file()]
+        if not chosen:
+            raise LayoutError(f"{directory} has none of the -P files ({', '.join(p + '.npy' for p in P_TEST_PERTURBATIONS)})")
+    parts = []
+    for perturbation in chosen:
+        path = _p_path(directory, perturbation, difficulty)
+        if not path.is_file():
+            raise MissingDataError(f"{path} not found; {spec.how_to_get}")
+        parts.append(PerturbationPart(perturbation, difficulty, path))
+    return PerturbationSuite(spec, directory, parts)
+
+
+def _p_path(directory: Path, perturbation: str, difficulty: int) -> Path:
+    # Noise sequences of difficulty 2/3 are separate files; other perturbations use the chain step instead.
+    if difficulty > 1 and "noise" in perturbation:
+        return directory / f"{perturbation}_{difficulty}.npy"
+    return directory / f"{perturbation}.npy"
