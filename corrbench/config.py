@@ -19,6 +19,7 @@ from corrbench.methods import METHODS
 from corrbench.methods.base import coerce
 
 SCHEDULES = ("cosine", "step", "constant")
+NO_FLIP_DATASETS = ("mnist", "mnist5k")   # a mirrored digit is another symbol (or none)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RunConfig:
     gamma: float | None = None
     seed: int = 0
     crop_padding: int = 4              # random crop with zero padding (RandomCrop(32, padding=4))
-    flip: bool = True                  # random horizontal flip
+    flip: bool | None = None           # random horizontal flip; None: yes, except for digits (mnist, mnist5k)
     holdout: int = 0                   # training images held out (seeded) for `calibrate`'s temperature fit
     method_params: dict[str, Any] = field(default_factory=dict)
     data_root: str | None = None
@@ -56,6 +57,8 @@ class RunConfig:
             if values[key] is None:
                 values[key] = getattr(recipe, key)
         values["milestones"] = tuple(values["milestones"])
+        if values["flip"] is None:
+            values["flip"] = self.dataset not in NO_FLIP_DATASETS
         config = RunConfig(**values)
         config.validate()
         return config

@@ -128,9 +128,10 @@ class CorruptionSuite:
                 yield Part(corruption, severity, self.clean.labels,
                            lambda index, s=severity: blocks.images(s, index))
         else:
+            folder = FolderSeverity(self.directory / corruption, self.clean_classes())
             for severity in self.severities:
-                folder = FolderSeverity(self.directory / corruption / str(severity), self.clean_classes())
-                yield Part(corruption, severity, folder.labels, folder.images)
+                images = folder.severity(severity)
+                yield Part(corruption, severity, images.labels, images.images)
 
     def clean_classes(self) -> list[str]:
         classes = getattr(self.clean, "classes", None)

@@ -135,7 +135,7 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
     epoch_task = progress.add_task("epochs", total=config.epochs, completed=start_epoch)
     batch_task = progress.add_task("batches", total=steps_per_epoch)
     epoch = start_epoch
-    step = 0
+    saved_epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             progress.reset(batch_task, total=steps_per_epoch, description=f"epoch {epoch + 1}/{config.epochs}")
@@ -189,14 +189,15 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "log": log_rows, **checkpoint_extra})
                 _write_log(folder, log_rows)
+            saved_epoch = epoch + 1
             barrier(ctx)
             progress.advance(epoch_task)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept in {folder.path}; "
-            f"continue with the same command plus --resume") from None
+        kept = (f"the checkpoint of epoch {saved_epoch} is kept in {folder.path}; continue with the same command "
+                f"plus --resume") if saved_epoch else "no epoch had finished, so no checkpoint was written"
+        raise TrainingInterrupted(f"interrupted in epoch {min(epoch + 1, config.epochs)}; {kept}") from None
     digest = state_digest(model.state_dict())
     rank_digests = [str(d) for d in all_gather_objects(digest, ctx)]
     return TrainResult(run_id=config.run_id(), run_dir=folder.path, epochs_completed=len(log_rows),
