@@ -64,6 +64,13 @@ class RunConfig:
         return config
 
     def validate(self) -> None:
+        """Names and numbers, checked before any work starts (a user error names what is wrong)."""
+        from corrbench.augment import get_augmentation
+        from corrbench.data.datasets import dataset_info
+        from corrbench.models import resolve_arch
+
+        resolve_arch(self.arch, dataset_info(self.dataset).image_size)
+        get_augmentation(self.augment)
         check_range("epochs", self.epochs, low=1)
         check_range("batch size", self.batch_size, low=1)
         check_range("eval batch size", self.eval_batch_size, low=1)

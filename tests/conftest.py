@@ -11,6 +11,7 @@ import torch
 
 # Tests share 2 cores with a parallel worker: one intra-op thread each keeps them from thrashing.
 torch.set_num_threads(1)
+os.environ["COLUMNS"] = "240"   # rich tables unwrapped in captured output
 os.environ.setdefault("CORRBENCH_DATA", str(Path(__file__).parent / "_no_data_here"))
 
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from corrbench.cli.common import console, err_console, fmt, progress_bars
+from corrbench.cli.common import console, fmt, progress_bars
 
 HELP = """Train a model with a robustness method; writes runs/<run_id>/ (config, checkpoint, log).
 
@@ -44,9 +44,9 @@ def train(
                        holdout=holdout, data_root=str(data_root) if data_root else None, device=device)
     config = apply_overrides(config, set_ or [])
     resolved = config.resolved()
-    err_console.print(f"run [bold]{resolved.run_id()}[/]: {resolved.method} on {resolved.dataset} with "
-                      f"{resolved.arch}, {resolved.epochs} epochs, batch {resolved.batch_size}, lr {resolved.lr}",
-                      highlight=False)
+    console.print(f"run [bold]{resolved.run_id()}[/]: {resolved.method} on {resolved.dataset} with "
+                  f"{resolved.arch}, {resolved.epochs} epochs, batch {resolved.batch_size}, lr {resolved.lr}",
+                  highlight=False, soft_wrap=True)
     with progress_bars() as progress:
         result = run_training(config, runs_dir=runs_dir, resume=resume, overwrite=overwrite, progress=progress)
     table = Table(title=f"{result.run_id}")

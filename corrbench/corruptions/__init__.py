@@ -1,0 +1,20 @@
+"""Batched, seeded image corruptions (CIFAR-10-C / Tiny-ImageNet-C / ImageNet-C style).
+
+`corrupt(images, name, severity, scale=..., generator=...)` is the front door. Kernels live in one
+module per family (noise, blur, weather, digital); each severity table sits above its kernel.
+Faithful to the reference generators as written down in the corruptions spec (Parts 0 and A).
+"""
+from corrbench.corruptions.names import (
+    ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, CORRUPTION_FAMILY, EXTRA_CORRUPTIONS, FAMILIES, SCALE_SIZE, SCALES,
+)
+from corrbench.corruptions.checks import scale_for_size
+from corrbench.corruptions.registry import (
+    CORRUPTIONS, Corruption, corrupt, get_corruption, list_corruptions, register, severity_parameters,
+)
+from corrbench.corruptions import blur, digital, noise, weather  # noqa: F401  (registers the kernels)
+
+__all__ = [
+    "SCALES", "SCALE_SIZE", "BENCHMARK_CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "FAMILIES",
+    "CORRUPTION_FAMILY", "Corruption", "CORRUPTIONS", "register", "get_corruption", "list_corruptions",
+    "scale_for_size", "corrupt", "severity_parameters",
+]

@@ -1,0 +1,20 @@
+"""uint8 ↔ float conversions shared by every corruption (spec Part 0.1, 0.3, D.1, D.3)."""
+from __future__ import annotations
+
+import torch
+
+
+def working_dtype(device: torch.device) -> torch.dtype:
+    """Float dtype of the pixel arithmetic: float64 wherever the device has it (CPU, CUDA), as the
+    reference computes in NumPy float64; float32 on MPS (no float64), where rare pixels may be off by 1."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """x = u / 255 in the working dtype (the reference's `np.array(img) / 255.`)."""
+    return images.to(working_dtype(images.device)) / 255.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """`np.uint8(np.clip(x, 0, 1) * 255)`: clip, scale, then truncate (floor), never round (spec 0.1)."""
+    return x.clamp(0.0, 1.0).mul(255.0).floor_().to(torch.uint8)

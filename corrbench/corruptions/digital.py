@@ -1,0 +1,104 @@
+"""Digital corruptions: contrast, pixelate, jpeg_compression, saturate (spec A.12, A.14, A.15, A.19).
+Deterministic."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from corrbench.corruptions.convert import to_unit, to_uint8
+from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
+from corrbench.corruptions.names import SCALE_SIZE
+from corrbench.corruptions.registry import register
+from corrbench.corruptions.resample import box_resize
+
+CONTRAST_FACTOR = {
+    "cifar": (0.75, 0.5, 0.4, 0.3, 0.15),
+    "tiny": (0.4, 0.3, 0.2, 0.1, 0.05),
+    "imagenet": (0.4, 0.3, 0.2, 0.1, 0.05),
+}
+
+
+def channel_means(x: torch.Tensor) -> torch.Tensor:
+    """`np.mean(x_hwc, axis=(0, 1))` per image and channel, shape B×3×1×1.
+
+    NumPy adds the pixels one after another in row-major order here (the kept channel axis is the
+    inner loop), and a running cumsum reproduces that order exactly on the CPU (a parallel scan on
+    CUDA may differ in the last bit, which can flip a rare truncation).
+    """
+    b, c, h, w = x.shape
+    total = torch.cumsum(x.reshape(b, c, h * w), dim=2)[:, :, -1]
+    return (total / (h * w)).reshape(b, c, 1, 1)
+
+
+@register("contrast", stochastic=False, table=CONTRAST_FACTOR,
+          parameters="factor c scaling the deviation from each channel's mean", spec="A.12")
+def contrast(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
+    """Spec A.12: m = per-image channel mean of x = u/255; trunc(255·clip((x − m)·c + m, 0, 1))."""
+    factor = CONTRAST_FACTOR[scale][severity - 1]
+    x = to_unit(images)
+    means = channel_means(x)
+    return to_uint8((x - means) * factor + means)
+
+
+PIXELATE_FACTOR = {
+    "cifar": (0.95, 0.9, 0.85, 0.75, 0.65),
+    "tiny": (0.9, 0.8, 0.7, 0.6, 0.5),
+    "imagenet": (0.6, 0.5, 0.4, 0.3, 0.25),
+}
+
+
+@register("pixelate", stochastic=False, table=PIXELATE_FACTOR,
+          parameters="downscale factor c: BOX-resize to int(S·c) px and back", spec="A.14")
+def pixelate(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
+    """Spec A.14: Pillow `resize((k, k), BOX)` with k = int(S·c), then `resize((S, S), BOX)`, both
+    emulated exactly in integers (G9)."""
+    factor = PIXELATE_FACTOR[scale][severity - 1]
+    side = SCALE_SIZE[scale]
+    return box_resize(box_resize(images, int(side * factor)), side)
+
+
+JPEG_QUALITY = {
+    "cifar": (80, 65, 58, 50, 40),
+    "tiny": (65, 58, 50, 40, 25),
+    "imagenet": (25, 18, 15, 10, 7),
+}
+
+
+def _jpeg_round_trip(image_hwc: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image_hwc).save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
+@register("jpeg_compression", stochastic=False, table=JPEG_QUALITY,
+          parameters="Pillow JPEG quality", spec="A.15")
+def jpeg_compression(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
+    """Spec A.15: Pillow JPEG save at the table's quality (Pillow defaults: baseline, 4:2:0), then
+    decode (G16). A codec, so each image goes through Pillow on the CPU and the result comes back to
+    the images' device."""
+    quality = JPEG_QUALITY[scale][severity - 1]
+    hwc = images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    decoded = np.stack([_jpeg_round_trip(image, quality) for image in hwc])
+    return torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous().to(images.device)
+
+
+SATURATE_SCALE_SHIFT = {
+    "cifar": ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)),
+    "tiny": ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)),
+    "imagenet": ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)),
+}
+
+
+@register("saturate", stochastic=False, table=SATURATE_SCALE_SHIFT,
+          parameters="(a, b): HSV saturation S ← clip(S·a + b, 0, 1)", spec="A.19")
+def saturate(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
+    """Spec A.19: rgb2hsv(x), S ← clip(S·a + b, 0, 1), hsv2rgb, clip, ×255, truncate (G10 op order)."""
+    gain, offset = SATURATE_SCALE_SHIFT[scale][severity - 1]
+    hsv = rgb_to_hsv(to_unit(images))
+    hsv[:, 1] = (hsv[:, 1] * gain + offset).clamp_(0.0, 1.0)
+    return to_uint8(hsv_to_rgb(hsv))

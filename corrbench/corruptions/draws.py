@@ -1,0 +1,32 @@
+"""Random draws of the stochastic corruptions, kept injectable (spec 0.2, D.4).
+
+Every draw array has the images' layout B×3×H×W: image b's draws are an independent block, and
+`draws[b].permute(1, 2, 0)` is the reference's per-image (S, S, 3) array. Draws come only from the
+explicit generator, never from the global RNG.
+"""
+from __future__ import annotations
+
+import torch
+
+from corrbench.corruptions.convert import working_dtype
+
+
+def standard_normal(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """N(0, 1) draws of the images' shape, in the working dtype, on the images' device."""
+    return torch.randn(images.shape, generator=generator, device=images.device,
+                       dtype=working_dtype(images.device))
+
+
+def uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """U[0, 1) draws of the images' shape, in the working dtype, on the images' device."""
+    return torch.rand(images.shape, generator=generator, device=images.device,
+                      dtype=working_dtype(images.device))
+
+
+def take_draws(draws: torch.Tensor, images: torch.Tensor, name: str, what: str) -> torch.Tensor:
+    """Injected draws, checked to have the images' shape and moved to their device and working dtype."""
+    if not isinstance(draws, torch.Tensor) or tuple(draws.shape) != tuple(images.shape):
+        shape = tuple(draws.shape) if isinstance(draws, torch.Tensor) else type(draws).__name__
+        raise ValueError(f"{name}: {what} must be a tensor of the images' shape "
+                         f"{tuple(images.shape)} (B×3×H×W), got {shape}")
+    return draws.to(device=images.device, dtype=working_dtype(images.device))
