@@ -48,7 +48,7 @@ def calibrate(
     console.print(summary_table(result.summary, "calibration summary (benchmark corruptions)"))
     where = "the run's held-out split" if result.fit_on_holdout else \
         "training images the model was trained on (train with --holdout N for a true held-out split)"
-    console.print(f"temperature {result.temperature:.4f} fitted on {result.fit_images} {where}", highlight=False)
-    console.print(f"results: {result.path}", highlight=False)
+    console.print(f"temperature {result.temperature:.4f} fitted on {result.fit_images} {where}", highlight=False, soft_wrap=True)
+    console.print(f"results: {result.path}", highlight=False, soft_wrap=True)
     for path in result.plots:
-        console.print(f"reliability diagram: {path}", highlight=False)
+        console.print(f"reliability diagram: {path}", highlight=False, soft_wrap=True)

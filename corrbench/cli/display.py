@@ -29,7 +29,7 @@ def severity_table(rows: pd.DataFrame, title: str, metric: str = "error") -> Tab
 
 def summary_table(summary: pd.DataFrame, title: str) -> Table:
     table = Table(title=title)
-    table.add_column("run")
+    table.add_column("method")
     table.add_column("T", justify="right")
     columns = [("clean err %", "clean_error", percent), ("mean CE %", "mean_corruption_error", percent),
                ("mCE %", "mce", percent), ("rel. mCE %", "relative_mce", percent),
@@ -40,6 +40,7 @@ def summary_table(summary: pd.DataFrame, title: str) -> Table:
         table.add_column(label, justify="right")
     for row in summary.itertuples(index=False):
         values = row._asdict()
-        table.add_row(values["run_id"], fmt(values["temperature"], 3),
+        method = values["method"] if values["augment"] == "none" else f"{values['method']}+{values['augment']}"
+        table.add_row(method, fmt(values["temperature"], 3),
                       *[render(values[key]) for _, key, render in columns])
     return table

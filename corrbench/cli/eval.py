@@ -44,4 +44,4 @@ def evaluate(
     console.print(severity_table(result.rows, f"{suite} error % ({result.rows['source'].iloc[0]}) — {run_id}"))
     console.print(summary_table(result.summary, "summary (benchmark corruptions)"))
     console.print(f"{result.images} images in {result.seconds:.1f} s ({result.images_per_s:.0f} images/s); "
-                  f"results: {result.path}", highlight=False)
+                  f"results: {result.path}", highlight=False, soft_wrap=True)

@@ -43,4 +43,4 @@ def flip_rate(
     table.add_row("mean (test perturbations)", "", percent(summary["mean_flip_probability"]),
                   fmt(summary["mean_top5_distance"]), style="bold")
     console.print(table)
-    console.print(f"{result.frames} frames in {result.seconds:.1f} s; results: {result.path}", highlight=False)
+    console.print(f"{result.frames} frames in {result.seconds:.1f} s; results: {result.path}", highlight=False, soft_wrap=True)

@@ -24,7 +24,7 @@ def report(
     from corrbench.atomic import atomic_write_text
     from corrbench.errors import MissingDataError, UnknownNameError
     from corrbench.report.render import FORMATS, render, write_table
-    from corrbench.report.tables import comparison_tables
+    from corrbench.report.tables import comparison_tables, fits, transposed
     from corrbench.results import load_results
 
     if out is not None and format == "terminal":
@@ -41,6 +41,8 @@ def report(
                                f"run `corrbench eval` first")
     if out is None:
         for table in tables:
+            if format == "terminal" and not fits(table, console.width):
+                table = transposed(table)
             write_table(table, format, None, console)
         return
     text = "\n\n".join(render(table, format) for table in tables)

@@ -1,6 +1,7 @@
 """`corrbench train`."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -44,6 +45,9 @@ def train(
                        holdout=holdout, data_root=str(data_root) if data_root else None, device=device)
     config = apply_overrides(config, set_ or [])
     resolved = config.resolved()
+    if int(os.environ.get("RANK", "0")) != 0:   # under torchrun only rank 0 talks
+        run_training(config, runs_dir=runs_dir, resume=resume, overwrite=overwrite)
+        return
     console.print(f"run [bold]{resolved.run_id()}[/]: {resolved.method} on {resolved.dataset} with "
                   f"{resolved.arch}, {resolved.epochs} epochs, batch {resolved.batch_size}, lr {resolved.lr}",
                   highlight=False, soft_wrap=True)
@@ -61,4 +65,9 @@ def train(
     console.print(table)
     if result.resumed_from_epoch:
         console.print(f"resumed from epoch {result.resumed_from_epoch}")
+    if len(result.rank_digests) > 1:
+        same = len(set(result.rank_digests)) == 1
+        console.print(f"DDP: {len(result.rank_digests)} processes; weights "
+                      f"{'identical on every rank' if same else 'DIFFER between ranks'} "
+                      f"(sha256 {result.weights_digest[:16]})", highlight=False)
     console.print(f"run folder: {result.run_dir}")

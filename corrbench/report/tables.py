@@ -50,3 +50,19 @@ def comparison_tables(results: pd.DataFrame) -> list[Table]:
         tables.append(Table(title=f"{suite} ({dataset})", columns=columns, rows=body, row_header=2, caption=caption))
     return tables
 
+
+
+def transposed(table: Table) -> Table:
+    """The same table with runs as columns and corruptions / metrics as rows (for narrow terminals)."""
+    labels = [" / ".join(str(cell) for cell in row[:table.row_header]) for row in table.rows]
+    rows = [[column, *[row[j] for row in table.rows]] for j, column in enumerate(table.columns)
+            if j >= table.row_header]
+    return Table(title=table.title, columns=["", *labels], rows=rows, row_header=1, caption=table.caption,
+                 float_format=table.float_format)
+
+
+def fits(table: Table, width: int) -> bool:
+    """Whether the table renders within `width` terminal columns without squeezing cells."""
+    from corrbench.report.render import render
+
+    return max(len(line) for line in render(table, "terminal").splitlines()) <= width
