@@ -5,6 +5,10 @@ extra augmentation from `AUGMENTATIONS` that composes with any method (e.g. Triv
 mollification); 'none' is the default.
 """
 from corrbench.augment.geometry import random_crop_flip
-from corrbench.augment.registry import AUGMENTATIONS, Augmentation, get_augmentation
+from corrbench.augment.registry import AUGMENTATIONS, Augmentation, get_augmentation, register_augmentation
+from corrbench._discovery import import_submodules
 
-__all__ = ["AUGMENTATIONS", "Augmentation", "get_augmentation", "random_crop_flip"]
+# Every module of this package is imported so that its augmentations enter the registry.
+import_submodules(__name__, __path__)
+
+__all__ = ["AUGMENTATIONS", "Augmentation", "get_augmentation", "random_crop_flip", "register_augmentation"]

@@ -23,3 +23,11 @@ AUGMENTATIONS.register("none", Augmentation("none", "No input augmentation beyon
 
 def get_augmentation(name: str) -> Augmentation:
     return AUGMENTATIONS.get(name)
+
+
+def register_augmentation(name: str, summary: str):
+    """Decorator: `@register_augmentation('trivialaugment', '…')` on a function (uint8 batch, generator) -> uint8 batch."""
+    def wrap(apply: Callable[[torch.Tensor, torch.Generator], torch.Tensor]):
+        AUGMENTATIONS.register(name, Augmentation(name, summary, apply))
+        return apply
+    return wrap

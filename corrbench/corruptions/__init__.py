@@ -11,7 +11,10 @@ from corrbench.corruptions.checks import scale_for_size
 from corrbench.corruptions.registry import (
     CORRUPTIONS, Corruption, corrupt, get_corruption, list_corruptions, register, severity_parameters,
 )
-from corrbench.corruptions import blur, digital, noise, weather  # noqa: F401  (registers the kernels)
+from corrbench._discovery import import_submodules
+
+# Every module of this package is imported so that its @register-ed kernels enter the registry.
+import_submodules(__name__, __path__)
 
 __all__ = [
     "SCALES", "SCALE_SIZE", "BENCHMARK_CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "FAMILIES",

@@ -9,10 +9,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from corrbench.data.datasets import resolve_data_root
-from corrbench.data.suites import P_TEST_PERTURBATIONS, get_suite_spec, open_perturbation_suite
+from corrbench.data.psuites import P_TEST_PERTURBATIONS, open_perturbation_suite
+from corrbench.data.suites import get_suite_spec
 from corrbench.engine.device import resolve_device
 from corrbench.engine.evaluate import inference_context, provenance
 from corrbench.engine.progress import ProgressLike, null_progress

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from corrbench.methods.base import Method, Recipe, accuracy, cross_entropy, register_method, to_unit
 
