@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/python scripts/quickstart.py
+	$(BIN)/corrbench run recipes/quickstart.toml --runs-dir quickstart/runs --results quickstart/results
+
+# Every table recipe in smoke form: 1 epoch on mnist5k with mnist_cnn, two corruptions at severity 3.
+smoke: $(STAMP)
+	for recipe in recipes/*.toml; do \
+	  $(BIN)/corrbench run $$recipe --runs-dir smoke/runs --results smoke/results --set epochs=1 \
+	    --set dataset=mnist5k --set arch=mnist_cnn --set seed=0 --set eval.suites=c \
+	    --set eval.corruptions=contrast,gaussian_noise --set eval.severities=3 --format md || exit 1; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
@@ -24,4 +32,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) runs results/*.parquet results/plots .pytest_cache
+	rm -rf $(VENV) runs results/*.parquet results/plots .pytest_cache quickstart smoke

@@ -102,7 +102,8 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values["milestones"] = list(values["milestones"] or ())
+        if values["milestones"] is not None:   # None (= the recipe's) must survive the round trip
+            values["milestones"] = list(values["milestones"])
         values["corrbench_version"] = __version__
         values["config_hash"] = self.config_hash()
         return values

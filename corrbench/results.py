@@ -20,7 +20,7 @@ from corrbench.metrics import mce
 SCHEMA_VERSION = 1
 CLEAN = "clean"
 
-IDENTITY_COLUMNS = ["schema_version", "kind", "run_id", "method", "augment", "arch", "dataset", "seed",
+IDENTITY_COLUMNS = ["schema_version", "kind", "run_id", "method", "method_params", "augment", "arch", "dataset", "seed",
                     "suite", "source", "generator_seed", "corruption", "severity", "benchmark", "n"]
 METRIC_COLUMNS = ["error", "nll", "ece", "rms_adaptive", "rms_equal_width", "max_calibration_error", "aurra",
                   "temperature", "normaliser_error", "flip_probability", "top5_distance"]
@@ -32,8 +32,8 @@ COLUMNS = IDENTITY_COLUMNS + METRIC_COLUMNS + DEFINITION_COLUMNS + PROVENANCE_CO
 
 _DTYPES = {
     "schema_version": "int64", "seed": "int64", "generator_seed": "Int64", "severity": "int64", "benchmark": "bool",
-    "n": "int64", "ece_bins": "int64", "rms_adaptive_beta": "int64", "rms_equal_width_bins": "int64",
-    "difficulty": "Int64", "eval_batch_size": "int64",
+    "n": "int64", "ece_bins": "Int64", "rms_adaptive_beta": "Int64", "rms_equal_width_bins": "Int64",
+    "difficulty": "Int64", "eval_batch_size": "Int64",
     **{c: "float64" for c in METRIC_COLUMNS},
 }
 
@@ -45,6 +45,7 @@ def utc_timestamp() -> str:
 def to_frame(rows: Sequence[dict]) -> pd.DataFrame:
     """Rows (dicts) -> a DataFrame with exactly the schema's columns, in order, with their dtypes."""
     frame = pd.DataFrame(list(rows))
+    frame["schema_version"] = SCHEMA_VERSION
     for column in COLUMNS:
         if column not in frame:
             frame[column] = None

@@ -158,3 +158,10 @@ def test_state_digest_tracks_weights():
     a = {"w": torch.ones(3), "n": torch.tensor(5)}
     assert state_digest(a) == state_digest({k: v.clone() for k, v in a.items()})
     assert state_digest(a) != state_digest({"w": torch.ones(3) * 2, "n": torch.tensor(5)})
+
+
+def test_config_json_round_trip_keeps_the_run_identity():
+    for config in (RunConfig(method="gaussian-noise", dataset="mnist5k", arch="mnist_cnn"),
+                   RunConfig(method="standard", milestones=(3,), schedule="step", epochs=5)):
+        again = RunConfig.from_json(json.loads(json.dumps(config.to_json())))
+        assert again.resolved().run_id() == config.resolved().run_id()

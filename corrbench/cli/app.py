@@ -14,6 +14,7 @@ from corrbench.cli import eval as eval_cmd
 from corrbench.cli import flip_rate as flip_rate_cmd
 from corrbench.cli import methods as methods_cmd
 from corrbench.cli import report as report_cmd
+from corrbench.cli import run as run_cmd
 from corrbench.cli import train as train_cmd
 from corrbench.cli import zoo as zoo_cmd
 from corrbench.cli.common import err_console
@@ -44,6 +45,7 @@ app.command("eval", help=eval_cmd.HELP)(eval_cmd.evaluate)
 app.command("calibrate", help=calibrate_cmd.HELP)(calibrate_cmd.calibrate)
 app.command("flip-rate", help=flip_rate_cmd.HELP)(flip_rate_cmd.flip_rate)
 app.command("report", help=report_cmd.HELP)(report_cmd.report)
+app.command("run", help=run_cmd.HELP)(run_cmd.run)
 app.add_typer(data_cmd.app, name="data")
 app.command("zoo", help=zoo_cmd.HELP)(zoo_cmd.zoo)
 app.add_typer(methods_cmd.app, name="methods")

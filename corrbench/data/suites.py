@@ -37,7 +37,7 @@ class SuiteSpec:
     folder: str | None           # official folder name under the data root
     layout: str | None           # 'npy' (CIFAR-10-C / -P style) | 'folders' (ImageNet-C style) | None
     how_to_get: str
-    generated_only: bool = False
+    generated_only: bool = False    # no published files: `auto` falls back to generating it
 
     def locations(self, data_root: Path) -> list[Path]:
         return [data_root / self.folder] if self.folder else []
@@ -53,8 +53,9 @@ for _spec in (
               "download Tiny-ImageNet-C from Zenodo record 2536630 and unpack it into the data root"),
     SuiteSpec("imagenet-c", "imagenet", "c", "ImageNet-C", "folders",
               "download blur/digital/noise/weather .tar from Zenodo record 2235448 into <data root>/ImageNet-C"),
-    SuiteSpec("mnist5k-c", "mnist5k", "c", None, None,
-              "generated on the fly from the mnist5k test split (no files needed)", generated_only=True),
+    SuiteSpec("mnist5k-c", "mnist5k", "c", "MNIST5K-C", "npy",
+              "generated on the fly from the mnist5k test split, or written by `corrbench data make-c "
+              "--dataset mnist5k --out <data root>/MNIST5K-C`", generated_only=True),
     SuiteSpec("cifar10-p", "cifar10", "p", "CIFAR-10-P", "npy",
               "download CIFAR-10-P from the link in the hendrycks/robustness README into the data root"),
     SuiteSpec("cifar100-p", "cifar100", "p", "CIFAR-100-P", "npy",
@@ -168,13 +169,25 @@ class GeneratedImages:
 
 
 def generate_chunk(clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
-                   device: torch.device, chunk_index: int) -> torch.Tensor:
-    """Chunk `chunk_index` (GENERATION_CHUNK images, test-set order) of corruption × severity, seeded."""
+                   device: torch.device, chunk_index: int, *, jpeg: bool = True) -> torch.Tensor:
+    """Chunk `chunk_index` (GENERATION_CHUNK images, test-set order) of corruption × severity, seeded.
+
+    At the tiny and imagenet scales the chunk is corrupted in pieces of a few dozen images (one generator,
+    drawn from in order, so the bytes are still fixed) to bound memory, and — as the published
+    Tiny-ImageNet-C / ImageNet-C files were saved as JPEG quality 85 (spec §0.1) — each image then takes
+    that JPEG round trip, so it equals what `corrbench data make-c` writes, decoded. `jpeg=False` returns
+    the images before that step (make-c encodes them itself).
+    """
+    from corrbench.data.make_c import JPEG_SCALES, jpeg_round_trip  # make_c imports this module
     start = chunk_index * GENERATION_CHUNK
     stop = min(start + GENERATION_CHUNK, len(clean))
-    images = clean.images(slice(start, stop)).to(device)
     generator = make_generator(device, "corrbench-c", seed, corruption, severity, chunk_index)
-    return corrupt(images, corruption, severity, scale=scale, generator=generator)
+    piece = {"tiny": 250, "imagenet": 50}.get(scale, GENERATION_CHUNK)   # ~25-60 MB per float64 temporary
+    corrupted = [corrupt(clean.images(slice(first, min(first + piece, stop))).to(device), corruption, severity,
+                         scale=scale, generator=generator)
+                 for first in range(start, stop, piece)]
+    images = corrupted[0] if len(corrupted) == 1 else torch.cat(corrupted)
+    return jpeg_round_trip(images) if jpeg and scale in JPEG_SCALES else images
 
 
 def _check_severities(severities: Sequence[int] | None) -> list[int]:
@@ -188,12 +201,10 @@ def _check_severities(severities: Sequence[int] | None) -> list[int]:
 def _choose_source(spec: SuiteSpec, source: str, data_root: Path) -> tuple[str, Path | None]:
     if source not in SOURCES:
         raise InvalidValueError(f"--source must be one of {', '.join(SOURCES)}, got '{source}'")
-    if spec.generated_only:
-        if source == "files":
-            raise UserError(f"suite {spec.name} has no official files; use --source generated (or auto)")
-        return "generated", None
     directory = data_root / spec.folder if spec.folder else None
     found = directory is not None and directory.is_dir()
+    if spec.generated_only and source == "auto":
+        return ("files", directory) if found else ("generated", None)
     if source == "files" or (source == "auto" and found):
         if not found:
             raise MissingDataError(f"{spec.name} files not found at {directory}; {spec.how_to_get}, pass --data-root, "

@@ -80,7 +80,7 @@ def metric_row(stats: SampleStats) -> dict:
 
 
 def provenance(run: LoadedRun, device: torch.device, batch_size: int) -> dict:
-    return {"schema_version": 1, "corrbench_version": __version__, "checkpoint_sha256": run.checkpoint_sha256,
+    return {"corrbench_version": __version__, "checkpoint_sha256": run.checkpoint_sha256,
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "timestamp": utc_timestamp(), "torch_version": torch.__version__, "eval_batch_size": batch_size}
 

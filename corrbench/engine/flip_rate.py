@@ -71,8 +71,7 @@ def flip_rate(checkpoint: Path | str, suite: str, *, data_root: Path | str | Non
         rows.append({**base, "corruption": part.perturbation, "severity": 0, "difficulty": part.difficulty,
                      "benchmark": part.perturbation in P_TEST_PERTURBATIONS, "n": part.n,
                      "flip_probability": flip_probability(predictions_all, noise=noise, difficulty=part.difficulty),
-                     "top5_distance": top5_distance(top5_all, noise=noise, difficulty=part.difficulty),
-                     "ece_bins": 0, "rms_adaptive_beta": 0, "rms_equal_width_bins": 0})
+                     "top5_distance": top5_distance(top5_all, noise=noise, difficulty=part.difficulty)})
         progress.advance(suite_task)
     seconds = time.perf_counter() - started
     frame = to_frame(rows)

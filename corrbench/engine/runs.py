@@ -1,6 +1,7 @@
 """Loading a trained run (folder or checkpoint) back into a model + method for evaluation."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def load_run(path: Path | str, device: torch.device) -> LoadedRun:
 
 def run_identity(run: LoadedRun) -> dict:
     """The identity columns of a results row that come from the run."""
-    return {"run_id": run.run_id, "method": run.config.method, "augment": run.config.augment,
+    return {"run_id": run.run_id, "method": run.config.method,
+            "method_params": json.dumps(run.method.hyperparameters(), sort_keys=True, default=str),
+            "augment": run.config.augment,
             "arch": run.config.arch, "dataset": run.config.dataset, "seed": run.config.seed}
 
 
