@@ -177,3 +177,43 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     done = subprocess.run([str(corrbench), "train", "--dataset", "nope"], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 2 and "Traceback" not in done.stderr and "unknown dataset 'nope'" in done.stderr
+
+
+def test_ctrl_c_keeps_a_resumable_checkpoint(tmp_path):
+    """A real SIGINT during `corrbench train`: exit 130, one line, the last epoch's checkpoint kept, and
+    `--resume` reaches the weights of an uninterrupted run."""
+    import signal
+    import time
+
+    from corrbench.engine.checkpoint import load_checkpoint, state_digest
+
+    corrbench = str(Path(sys.executable).parent / "corrbench")
+    args = ["train", "--dataset", "mnist5k", "--arch", "mnist_cnn", "--epochs", "4", "--batch-size", "200",
+            "--device", "cpu"]
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([corrbench, *args, "--runs-dir", str(tmp_path / "a")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    checkpoint = None
+    while time.time() < deadline and process.poll() is None:
+        found = list((tmp_path / "a").glob("*/train_log.parquet"))   # written right after the checkpoint
+        if found:
+            checkpoint = found[0].parent / "checkpoint.pt"
+            break
+        time.sleep(0.05)
+    assert checkpoint is not None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("training finished before the signal arrived")
+    assert process.returncode == 130 and "Traceback" not in err and "--resume" in err, err
+    kept = load_checkpoint(checkpoint)["epoch"]
+    assert 1 <= kept < 4
+    resumed = subprocess.run([corrbench, *args, "--runs-dir", str(tmp_path / "a"), "--resume"], capture_output=True,
+                             text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run([corrbench, *args, "--runs-dir", str(tmp_path / "b")], capture_output=True, text=True,
+                              env=env)
+    assert straight.returncode == 0, straight.stderr
+    digest = lambda folder: state_digest(load_checkpoint(next(folder.glob("*/checkpoint.pt")))["model"])
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")

@@ -188,8 +188,8 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
                     "config": config.to_json(), "epoch": epoch + 1, "complete": epoch + 1 == config.epochs,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "log": log_rows, **checkpoint_extra})
+                saved_epoch = epoch + 1
                 _write_log(folder, log_rows)
-            saved_epoch = epoch + 1
             barrier(ctx)
             progress.advance(epoch_task)
             if on_epoch_end is not None:
