@@ -59,3 +59,93 @@ def list_all(data_root: Optional[Path]) -> None:
         suites.add_row(name, spec.dataset, f"-{spec.kind.upper()}", status, where)
     console.print(suites)
     console.print("'generate' = not on disk; `--source generated` builds it with corrbench's corruption engine.")
+
+
+MAKE_C_HELP = """Write a -C suite to disk in the official layout, generated from the clean test split.
+
+32-px datasets (cifar10, cifar100, mnist5k, npy:/folder: data) get the CIFAR-10-C layout: one <corruption>.npy of shape (5·N, 32, 32, 3) uint8 per corruption (severities in blocks of N, test-set order) plus labels.npy. tinyimagenet (64 px) and imagenet (224 px) get the ImageNet-C layout <corruption>/<severity>/<class>/<image>.JPEG, saved as JPEG quality 85 like the published sets.
+
+`eval --source generated --seed S` sees exactly these images (same seed, same device type). --out is the suite folder itself (by default where `eval --source files` looks for it); it appears complete or not at all.
+
+Example: corrbench data make-c --dataset mnist5k --out data/MNIST5K-C
+"""
+
+
+@app.command("make-c", help=MAKE_C_HELP)
+def make_c_command(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset whose test split is corrupted, e.g. cifar10, mnist5k, npy:IMAGES.npy,LABELS.npy."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The -C folder to write; must be empty or absent [default: <data root>/<the suite's folder>, e.g. data/CIFAR-10-C]."),
+    seed: int = typer.Option(0, help="Generator seed (the --seed of `eval --source generated`)."),
+    corruptions: Optional[str] = typer.Option(None, help="Comma-separated subset of corruptions [default: all registered]."),
+    severities: Optional[str] = typer.Option(None, help="Comma-separated subset of severities 1-5 (JPEG-folder layouts only)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (bytes match `eval` on the same device type)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder [default: $CORRBENCH_DATA or ./data]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+) -> None:
+    from corrbench.cli.common import progress_bars, split_ints, split_names
+    from corrbench.data.make_c import make_c
+
+    with progress_bars() as progress:
+        result = make_c(dataset, out, seed=seed, corruptions=split_names(corruptions),
+                        severities=split_ints(severities, "--severities"), device=device, data_root=data_root,
+                        overwrite=overwrite, progress=progress)
+    plan = result.plan
+    table = Table(title=f"{dataset} -C → {result.out} ({plan.layout}, {plan.scale} scale, seed {plan.seed}, "
+                        f"{plan.device.type})")
+    for column, justify in (("corruption", "left"), ("written", "left"), ("images", "right"), ("MB", "right"),
+                            ("seconds", "right"), ("images/s", "right")):
+        table.add_column(column, justify=justify)
+    for item in result.written:
+        table.add_row(item.corruption, item.path, f"{item.images:,}", f"{item.bytes / 1e6:.1f}",
+                      f"{item.seconds:.1f}", f"{item.images_per_s:,.0f}")
+    table.add_row("[bold]total[/]", f"{len(result.written)} corruptions × {len(plan.severities)} severities",
+                  f"{result.images:,}", f"{result.bytes / 1e6:.1f}", f"{result.seconds:.1f}",
+                  f"{result.images_per_s:,.0f}")
+    console.print(table)
+    console.print(_evaluate_hint(dataset, result.out), highlight=False, soft_wrap=True)
+
+
+def _evaluate_hint(dataset: str, out: Path) -> str:
+    from corrbench.data.suites import SUITES
+
+    spec = next((spec for _, spec in SUITES.items() if spec.dataset == dataset and spec.kind == "c"), None)
+    if spec is None or not spec.folder:
+        return f"{dataset} has no registered -C suite; read the files with corrbench.data.readers."
+    if out.name != spec.folder:
+        return (f"`eval --suite {spec.name} --source files` reads <data root>/{spec.folder}; rename {out.name} "
+                f"to {spec.folder} to use it.")
+    return f"Evaluate with: corrbench eval --suite {spec.name} --source files --data-root {out.parent}"
+
+
+VERIFY_HELP = """Check a -C or -P folder (published or from make-c) and say what is missing or wrong.
+
+Recognises the CIFAR-10-C layout (<corruption>.npy + labels.npy), the CIFAR-10-P layout (<perturbation>.npy) and the ImageNet-C layout (<corruption>/<severity>/<class>/<image>), and checks file names, shapes, dtypes, label layout, image sizes and class folders; for CIFAR-10-C and CIFAR-100-C also the MD5 of every published file. --archive FILE checks a downloaded .tar against its published MD5. Exit code 2 when anything is missing or wrong.
+
+Example: corrbench data verify data/CIFAR-10-C --archive CIFAR-10-C.tar
+"""
+
+
+@app.command("verify", help=VERIFY_HELP)
+def verify_command(
+    directory: Optional[Path] = typer.Argument(None, help="The -C or -P folder, e.g. data/CIFAR-10-C."),
+    archive: Optional[Path] = typer.Option(None, "--archive", help="A downloaded archive (e.g. CIFAR-10-C.tar) to MD5-check."),
+    md5: bool = typer.Option(True, "--md5/--no-md5", help="Hash the files of sets with published checksums."),
+) -> None:
+    from rich.markup import escape
+
+    from corrbench.cli.common import progress_bars
+    from corrbench.data.verify import MISSING, NOTE, OK, WRONG, verify
+    from corrbench.errors import UserError
+
+    with progress_bars() as progress:
+        report = verify(directory, archive=archive, md5=md5, progress=progress)
+    styles = {OK: "green", MISSING: "red", WRONG: "red", NOTE: "yellow"}
+    table = Table(title=f"verify {report.target if report.target is not None else archive} — {report.description}")
+    for column in ("item", "status", "detail"):
+        table.add_column(column)
+    for check in report.checks:
+        table.add_row(escape(check.item), f"[{styles[check.status]}]{check.status}[/]", escape(check.detail))
+    console.print(table)
+    if not report.ok:
+        raise UserError(report.summary())
+    console.print(report.summary(), highlight=False, soft_wrap=True)

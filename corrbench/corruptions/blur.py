@@ -1,5 +1,7 @@
-"""Blur corruptions: defocus_blur, gaussian_blur (spec A.4, A.17). Deterministic."""
+"""Blur corruptions: defocus_blur, gaussian_blur, glass_blur (spec A.4, A.17, A.5)."""
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -37,3 +39,118 @@ def gaussian_blur(images: torch.Tensor, severity: int, *, scale: str) -> torch.T
     then columns, bit-identical to scipy in float64), then clip, ×255, truncate."""
     sigma = GAUSSIAN_BLUR_SIGMA[scale][severity - 1]
     return to_uint8(gaussian_filter_nearest(to_unit(images), sigma))
+
+
+_ELEMENTS_PER_CHUNK = 1 << 18  # CPU working set per chunk of images (stays in cache)
+_RANDOM_BITS = 30              # of the 31 uniform bits of an int32 `random_()`, as whole fields
+
+GLASS_BLUR_SIGMA_DELTA_ITERATIONS = {
+    "cifar": ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+    "tiny": ((0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)),
+    "imagenet": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+}
+
+
+def shuffle_offsets(images: torch.Tensor, generator: torch.Generator, max_delta: int, iterations: int) -> torch.Tensor:
+    """Glass blur's draws for every image: int8 B×iterations×n×n×2, n = S − 2d, each (dx, dy) uniform
+    on {−d, …, d−1} (NumPy's `randint(-d, d)` excludes d), in the reference's scan order (spec A.5).
+    int8 keeps them small: 224-px images need 2·216² pairs per pass."""
+    side = images.shape[-1] - 2 * max_delta
+    shape = (images.shape[0], iterations, side, side, 2)
+    span = 2 * max_delta
+    if span & (span - 1):  # d = 3: not a power of two, one draw per value
+        return torch.randint(-max_delta, max_delta, shape, generator=generator, device=images.device,
+                             dtype=torch.int8)
+    # d = 1, 2, 4: cut log₂(2d)-bit fields from 30-bit random words, ~3× faster than one draw per value
+    bits = span.bit_length() - 1
+    per_word = _RANDOM_BITS // bits
+    count = math.prod(shape)
+    words = torch.empty(-(-count // per_word), dtype=torch.int32, device=images.device).random_(generator=generator)
+    shifts = torch.arange(per_word, dtype=torch.int32, device=images.device) * bits
+    fields = (words.unsqueeze(1) >> shifts) & (span - 1)
+    return (fields.reshape(-1)[:count].to(torch.int8) - max_delta).reshape(shape)
+
+
+def _pass_sources(offsets: torch.Tensor, side: int, max_delta: int) -> torch.Tensor:
+    """Flat source index (into S·S) of every visited pixel after one sequential pass, B×n².
+
+    The reference visits h = S−d … d+1 (rows, descending), and within a row w = S−d … d+1, and copies
+    v[h, w] ← v[h+dy, w+dx] (its tuple 'swap' assigns through NumPy views, so it is a copy). Each pixel
+    is written once per pass, at its turn k, so it ends up with the pass-start value of the first source
+    along src(p) → src(src(p)) → … that was not written before p's turn. Those chains only go to earlier
+    turns, so pointer jumping (log₂ n² gathers) resolves them exactly; with d = 1 no source is ever
+    written earlier (offsets ≤ 0 point up or left, which are visited later) and the pass is one gather.
+    """
+    batch, n = offsets.shape[0], side - 2 * max_delta
+    device = offsets.device
+    offsets = offsets.to(torch.int64)
+    turn_row = torch.arange(n, device=device).view(n, 1)          # i-th visited row: h = S − d − i
+    turn_col = torch.arange(n, device=device).view(1, n)          # j-th visited column: w = S − d − j
+    source_h = (side - max_delta - turn_row) + offsets[..., 1]    # B×n×n
+    source_w = (side - max_delta - turn_col) + offsets[..., 0]
+    source = (source_h * side + source_w).reshape(batch, n * n)
+    if max_delta == 1:
+        return source
+    source_row_turn = side - max_delta - source_h                 # the source's own turn coordinates
+    source_col_turn = side - max_delta - source_w
+    visited = (source_row_turn >= 0) & (source_row_turn < n) & (source_col_turn >= 0) & (source_col_turn < n)
+    turn = (turn_row * n + turn_col).expand(batch, n, n)
+    source_turn = source_row_turn * n + source_col_turn
+    written_before = visited & (source_turn < turn)
+    link = torch.where(written_before, source_turn, turn).reshape(batch, n * n)
+    while True:  # pointer jumping: terminal turns point to themselves
+        jumped = link.gather(1, link)
+        if torch.equal(jumped, link):
+            break
+        link = jumped
+    return source.gather(1, link)
+
+
+def local_shuffle(images: torch.Tensor, offsets: torch.Tensor, max_delta: int) -> torch.Tensor:
+    """Spec A.5 step 2: the reference's sequential pixel shuffle of uint8 images B×C×S×S, exactly, with
+    the per-image draws `offsets` B×iterations×n×n×2 ((dx, dy) in scan order)."""
+    batch, channels, side, _ = images.shape
+    n = side - 2 * max_delta
+    inner = torch.arange(max_delta + 1, side - max_delta + 1, device=images.device).flip(0)  # scan order
+    visited = (inner.view(n, 1) * side + inner.view(1, n)).reshape(1, n * n)
+    identity = torch.arange(side * side, device=images.device).expand(batch, side * side)
+    pixels = images.reshape(batch, channels, side * side)
+    for iteration in range(offsets.shape[1]):
+        sources = identity.scatter(1, visited.expand(batch, -1), _pass_sources(offsets[:, iteration], side, max_delta))
+        pixels = pixels.gather(2, sources.unsqueeze(1).expand(batch, channels, side * side))
+    return pixels.reshape(images.shape)
+
+
+def _take_offsets(draws: object, images: torch.Tensor, max_delta: int, iterations: int) -> torch.Tensor:
+    side = images.shape[-1] - 2 * max_delta
+    shape = (images.shape[0], iterations, side, side, 2)
+    if not isinstance(draws, torch.Tensor) or tuple(draws.shape) != shape or draws.is_floating_point():
+        got = f"{draws.dtype} {tuple(draws.shape)}" if isinstance(draws, torch.Tensor) else type(draws).__name__
+        raise ValueError(f"glass_blur: draws must be an integer tensor B×iterations×n×n×2 = {shape} "
+                         f"of (dx, dy) in scan order, got {got}")
+    if bool(((draws < -max_delta) | (draws >= max_delta)).any()):
+        raise ValueError(f"glass_blur: every offset must lie in [{-max_delta}, {max_delta - 1}]")
+    return draws.to(device=images.device, dtype=torch.int8)
+
+
+@register("glass_blur", stochastic=True, table=GLASS_BLUR_SIGMA_DELTA_ITERATIONS,
+          parameters="(σ of the two Gaussian blurs, max pixel offset d, shuffle passes)", spec="A.5")
+def glass_blur(images: torch.Tensor, severity: int, *, scale: str,
+               generator: torch.Generator | None = None, draws: torch.Tensor | None = None) -> torch.Tensor:
+    """Spec A.5: v = trunc(255·gaussian(u/255, σ)); `iterations` sequential local shuffles of v (each
+    visited pixel copies a neighbour at offset (dx, dy) ∈ {−d … d−1}²); trunc(255·clip(gaussian(v/255, σ))).
+
+    draws: the offsets, int B×iterations×n×n×2 with n = S − 2d; [b, it, i, j] = (dx, dy) drawn at row
+    h = S−d−i, column w = S−d−j (the reference's `np.random.randint(-d, d, size=2)` calls, in its order).
+    """
+    sigma, max_delta, iterations = GLASS_BLUR_SIGMA_DELTA_ITERATIONS[scale][severity - 1]
+    offsets = (shuffle_offsets(images, generator, max_delta, iterations) if draws is None
+               else _take_offsets(draws, images, max_delta, iterations))
+    step = (max(1, _ELEMENTS_PER_CHUNK // images[0].numel()) if images.device.type == "cpu"
+            else images.shape[0])
+    outputs = []
+    for start in range(0, images.shape[0], step):  # chunks keep the float64 blurs in cache
+        blurred = to_uint8(gaussian_filter_nearest(to_unit(images[start:start + step]), sigma))
+        shuffled = local_shuffle(blurred, offsets[start:start + step], max_delta)
+        outputs.append(to_uint8(gaussian_filter_nearest(to_unit(shuffled), sigma)))
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)

@@ -56,6 +56,9 @@ for _spec in (
     SuiteSpec("mnist5k-c", "mnist5k", "c", "MNIST5K-C", "npy",
               "generated on the fly from the mnist5k test split, or written by `corrbench data make-c "
               "--dataset mnist5k --out <data root>/MNIST5K-C`", generated_only=True),
+    SuiteSpec("mnist5k-p", "mnist5k", "p", "MNIST5K-P", "npy",
+              "generated on the fly from the mnist5k test split, or written by `corrbench data make-p "
+              "--dataset mnist5k --out <data root>/MNIST5K-P`", generated_only=True),
     SuiteSpec("cifar10-p", "cifar10", "p", "CIFAR-10-P", "npy",
               "download CIFAR-10-P from the link in the hendrycks/robustness README into the data root"),
     SuiteSpec("cifar100-p", "cifar100", "p", "CIFAR-100-P", "npy",

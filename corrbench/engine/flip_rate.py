@@ -31,10 +31,15 @@ class FlipRateResult:
     seconds: float
 
 
-def flip_rate(checkpoint: Path | str, suite: str, *, data_root: Path | str | None = None,
-              perturbations: Sequence[str] | None = None, difficulty: int = 1, batch_size: int | None = None,
-              device: str = "auto", results_dir: Path | str | None = "results",
-              progress: ProgressLike | None = None) -> FlipRateResult:
+def flip_rate(checkpoint: Path | str, suite: str, *, data_root: Path | str | None = None, source: str = "auto",
+              seed: int = 0, perturbations: Sequence[str] | None = None, difficulty: int = 1,
+              limit: int | None = None, batch_size: int | None = None, device: str = "auto",
+              results_dir: Path | str | None = "results", progress: ProgressLike | None = None) -> FlipRateResult:
+    """Flip probability and top-5 distance of a run on each perturbation of a -P suite.
+
+    `source`: 'files' (official layout under the data root), 'generated' (made from the clean test split
+    with `seed`, on the evaluation device) or 'auto' (files if present). `limit` keeps the first N videos.
+    """
     progress = progress or null_progress()
     torch_device = resolve_device(device)
     run = load_run(checkpoint, torch_device)
@@ -43,10 +48,11 @@ def flip_rate(checkpoint: Path | str, suite: str, *, data_root: Path | str | Non
         raise UserError(f"run {run.run_id} was trained on {run.config.dataset} but suite {suite} is built from "
                         f"{spec.dataset}")
     root = resolve_data_root(data_root if data_root is not None else run.config.data_root)
-    opened = open_perturbation_suite(suite, root, perturbations=perturbations, difficulty=difficulty)
+    opened = open_perturbation_suite(suite, root, source=source, seed=seed, perturbations=perturbations,
+                                     difficulty=difficulty, device=torch_device, limit=limit)
     frames_per_batch = batch_size or run.config.eval_batch_size
     base = {**provenance(run, torch_device, frames_per_batch), "kind": "flip-rate", **run_identity(run),
-            "suite": suite, "source": "files", "generator_seed": None, "temperature": 1.0}
+            "suite": suite, "source": opened.source, "generator_seed": opened.seed, "temperature": 1.0}
     rows = []
     suite_task = progress.add_task(suite, total=len(opened.parts))
     video_task = progress.add_task("videos", total=None)

@@ -1,0 +1,103 @@
+"""snow (spec A.8): a zoomed, thresholded Gaussian layer streaked by ImageMagick's motion blur, laid
+over a brightened image twice (as is and rotated by 180°).
+
+Each image gets its own layer and streak angle. The draws can be injected (spec D.4) as a pair
+(normals B×S×S, angles [B]): the reference's `np.random.normal(size=(S, S), loc=μ, scale=σ)` is
+μ + σ·normals[b] and its `np.random.uniform(-135, -45)` is angles[b].
+"""
+from __future__ import annotations
+
+import torch
+
+from corrbench.corruptions.convert import to_uint8, working_dtype
+from corrbench.corruptions.motion import motion_blur, motion_blur_angles, take_angles
+from corrbench.corruptions.registry import register
+from corrbench.corruptions.zoom import clipped_zoom
+
+SNOW = {
+    "cifar": ((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+              (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)),
+    "tiny": ((0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)),
+    "imagenet": ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+                 (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)),
+}
+SNOW_ANGLE_RANGE = (-135.0, -45.0)  # sin θ < 0: every pixel gathers from above, streaks fall roughly down
+_ELEMENTS_PER_CHUNK = 1 << 18       # CPU working set per chunk of images (stays in cache)
+
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # OpenCV's RGB2GRAY weights, rounded to float32 when applied (G15)
+
+
+def gray_float32(x: torch.Tensor) -> torch.Tensor:
+    """`cv2.cvtColor(x, COLOR_RGB2GRAY)` of float32 RGB images B×3×H×W: (0.299R + 0.587G) + 0.114B in
+    float32 (spec G15), B×1×H×W: OpenCV's scalar/SSE path. Its FMA-dispatched kernels (OpenCV 5.0 on an
+    AVX-512 CPU) round the last bit differently on ~20% of pixels, which changed 1 snow byte in 2.3 million."""
+    red, green, blue = (x[:, i:i + 1] for i in range(3))
+    return (red * GRAY_WEIGHTS[0] + green * GRAY_WEIGHTS[1]) + blue * GRAY_WEIGHTS[2]
+
+
+def snow_layer(normals: torch.Tensor, mean: float, std: float, zoom: float, threshold: float) -> torch.Tensor:
+    """Steps 2–4 before the blur: L = clipped_zoom(μ + σ·normals, zoom) (float64, G5), L < thr set to 0,
+    then trunc(255·clip(L, 0, 1)) as uint8 B×1×S×S."""
+    layer = clipped_zoom((mean + std * normals).unsqueeze(1), zoom)
+    layer = torch.where(layer < threshold, 0.0, layer)
+    return to_uint8(layer)
+
+
+def layer_normals(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normals B×S×S for the snow layers, drawn in float32 (5× faster than float64 on the CPU)
+    and widened to the working dtype: the layer is thresholded and cut to 8 bits, so float32 draws
+    are indistinguishable from the reference's float64 ones."""
+    side = images.shape[-1]
+    normals = torch.randn((images.shape[0], side, side), generator=generator, device=images.device)
+    return normals.to(working_dtype(images.device))
+
+
+def _take_draws(draws: object, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    batch, side = images.shape[0], images.shape[-1]
+    if not isinstance(draws, (tuple, list)) or len(draws) != 2:
+        raise ValueError("snow: draws must be a pair (normals B×S×S, angles [B] in degrees)")
+    normals, angles = draws
+    if not isinstance(normals, torch.Tensor) or tuple(normals.shape) != (batch, side, side):
+        shape = tuple(normals.shape) if isinstance(normals, torch.Tensor) else type(normals).__name__
+        raise ValueError(f"snow: draws[0] (normals) must be a float tensor {(batch, side, side)}, got {shape}")
+    normals = normals.to(device=images.device, dtype=working_dtype(images.device))
+    return normals, take_angles(angles, images, "snow")
+
+
+@register("snow", stochastic=True, table=SNOW,
+          parameters="(μ, σ, zoom, threshold, blur radius, blur σ, blend) of the snow layer and its mix",
+          spec="A.8")
+def snow(images: torch.Tensor, severity: int, *, scale: str, generator: torch.Generator | None = None,
+         draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Spec A.8: layer N(μ, σ) (S×S) → clipped_zoom → < thr = 0 → uint8 → ImageMagick motion blur
+    (radius, blur σ, angle ~ U(−135°, −45°)) → Ls = L/255; x = float32(u)/255,
+    x′ = blend·x + (1 − blend)·max(x, 1.5·gray(x) + 0.5) in float32; trunc(255·clip(x′ + Ls + rot180(Ls))).
+
+    draws: (normals, angles): standard normals float B×S×S (drawn first) and angles in degrees float [B].
+    """
+    mean, std, zoom, threshold, radius, blur_sigma, blend = SNOW[scale][severity - 1]
+    if draws is None:  # drawn for the whole batch first, so the bytes do not depend on the chunking
+        normals = layer_normals(images, generator)
+        angles = motion_blur_angles(images, generator, *SNOW_ANGLE_RANGE)
+    else:
+        normals, angles = _take_draws(draws, images)
+    step = (max(1, _ELEMENTS_PER_CHUNK // images[0].numel()) if images.device.type == "cpu"
+            else images.shape[0])
+    outputs = []
+    for start in range(0, images.shape[0], step):  # chunks keep the composite in cache
+        part = slice(start, start + step)
+        streaks = motion_blur(snow_layer(normals[part], mean, std, zoom, threshold), radius, blur_sigma, angles[part])
+        outputs.append(_composite(images[part], streaks, blend))
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _composite(images: torch.Tensor, streaks: torch.Tensor, blend: float) -> torch.Tensor:
+    """Steps 5–7: x′ = blend·x + (1 − blend)·max(x, 1.5·gray + 0.5) in float32 (the Python scalars are
+    rounded to float32, as NumPy does), then trunc(255·clip((x′ + Ls) + rot180(Ls), 0, 1)) in float64."""
+    flakes = streaks.to(working_dtype(images.device)).div_(255.0)
+    x = images.to(torch.float32).div_(255.0)
+    lifted = torch.maximum(x, gray_float32(x).mul_(1.5).add_(0.5))
+    mixed = (x * blend).add_(lifted.mul_(1 - blend))
+    total = mixed.to(flakes.dtype).add_(flakes).add_(torch.flip(flakes, dims=(-2, -1)))
+    return to_uint8(total)
