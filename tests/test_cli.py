@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +216,12 @@ def test_ctrl_c_keeps_a_resumable_checkpoint(tmp_path):
     assert straight.returncode == 0, straight.stderr
     digest = lambda folder: state_digest(load_checkpoint(next(folder.glob("*/checkpoint.pt")))["model"])
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_eval_on_the_mnist_c_suite(capsys, mnist_run, tmp_path):
+    code, out, err = run_cli(capsys, "eval", "--checkpoint", mnist_run, "--suite", "mnist5k-mnistc",
+                             "--corruptions", "stripe,translate", "--results", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    rows = pd.read_parquet(next(tmp_path.glob("eval__*.parquet")))
+    assert sorted(rows["corruption"]) == ["clean", "stripe", "translate"]
+    assert set(rows["severity"]) == {0, 1} and rows["n"].tolist() == [1000, 1000, 1000]

@@ -13,7 +13,7 @@ from corrbench.cli.app import main
 from corrbench.cli.data_p import register
 from corrbench.data.datasets import load_dataset
 from corrbench.data.psuites import P_GENERATION_CHUNK, generate_p_chunk, open_perturbation_suite
-from corrbench.data.suites import SUITES, SuiteSpec
+from corrbench.data.suites import SUITES
 from corrbench.errors import MissingDataError, UserError
 
 from conftest import train_run, write_cifar10
@@ -46,13 +46,11 @@ def flip_rows(results) -> pd.DataFrame:
 
 
 @pytest.fixture
-def mnist5k_p(monkeypatch):
-    """The generated-only mnist5k-p suite (registered here until corrbench.data.suites has it)."""
-    if "mnist5k-p" not in SUITES:
-        monkeypatch.setitem(SUITES._items, "mnist5k-p", SuiteSpec(
-            "mnist5k-p", "mnist5k", "p", "MNIST5K-P", "npy", "generated on the fly from the mnist5k test split, or "
-            "written by `corrbench data make-p --dataset mnist5k`", generated_only=True))
-    return SUITES.get("mnist5k-p")
+def mnist5k_p():
+    """The mnist5k-p suite: no published files, generated on the fly (or written by make-p)."""
+    spec = SUITES.get("mnist5k-p")
+    assert not spec.published
+    return spec
 
 
 def test_make_p_writes_the_cifar10_p_layout_that_flip_rate_reads(capsys, tmp_path, cifar_run):

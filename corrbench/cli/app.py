@@ -10,6 +10,7 @@ from rich.markup import escape
 from corrbench import __version__
 from corrbench.cli import calibrate as calibrate_cmd
 from corrbench.cli import data as data_cmd
+from corrbench.cli import data_mnistc as data_mnistc_cmd
 from corrbench.cli import data_p as data_p_cmd
 from corrbench.cli import eval as eval_cmd
 from corrbench.cli import flip_rate as flip_rate_cmd
@@ -48,6 +49,7 @@ app.command("flip-rate", help=flip_rate_cmd.HELP)(flip_rate_cmd.flip_rate)
 app.command("report", help=report_cmd.HELP)(report_cmd.report)
 app.command("run", help=run_cmd.HELP)(run_cmd.run)
 data_p_cmd.register(data_cmd.app)
+data_mnistc_cmd.register(data_cmd.app)
 app.add_typer(data_cmd.app, name="data")
 app.command("zoo", help=zoo_cmd.HELP)(zoo_cmd.zoo)
 app.add_typer(methods_cmd.app, name="methods")

@@ -49,16 +49,17 @@ def list_all(data_root: Optional[Path]) -> None:
     for column in ("name", "dataset", "kind", "status", "looked in / how to get"):
         suites.add_column(column)
     for name, spec in SUITES.items():
-        if spec.generated_only:
+        locations = spec.locations(root)
+        found = any(p.is_dir() for p in locations)
+        if not spec.published and not found:
             status, where = "generated", spec.how_to_get
         else:
-            locations = spec.locations(root)
-            found = any(p.is_dir() for p in locations)
-            status = "[green]found[/]" if found else "[yellow]generate[/]" if spec.kind == "c" else "[red]missing[/]"
+            status = "[green]found[/]" if found else "[yellow]generate[/]"
             where = "\n".join(str(p) for p in locations) + ("" if found else f"\n{spec.how_to_get}")
         suites.add_row(name, spec.dataset, f"-{spec.kind.upper()}", status, where)
     console.print(suites)
-    console.print("'generate' = not on disk; `--source generated` builds it with corrbench's corruption engine.")
+    console.print("'generate' = not on disk; `eval --source generated` (-C) or `flip-rate --source generated` (-P) "
+                  "builds it with corrbench's engine.")
 
 
 MAKE_C_HELP = """Write a -C suite to disk in the official layout, generated from the clean test split.

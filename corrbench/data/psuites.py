@@ -18,7 +18,7 @@ import torch
 from corrbench.atomic import atomic_path
 from corrbench.data.datasets import ImageSet, dataset_info, load_dataset
 from corrbench.data.readers import open_p_file
-from corrbench.data.suites import SUITES, SuiteSpec, _choose_source, get_suite_spec
+from corrbench.data.suites import SUITES, SuiteSpec, choose_source, get_suite_spec, slice_chunks
 from corrbench.engine.device import make_generator
 from corrbench.engine.progress import ProgressLike, null_progress
 from corrbench.errors import (InvalidValueError, LayoutError, MissingDataError, UnknownNameError, UserError,
@@ -81,15 +81,7 @@ class GeneratedPerturbationPart:
 
     def videos(self, start: int, stop: int) -> torch.Tensor:
         """uint8 B×T×3×H×W videos start..stop (test-set order)."""
-        pieces = []
-        position = start
-        while position < stop:
-            index = position // P_GENERATION_CHUNK
-            offset = index * P_GENERATION_CHUNK
-            take = min(stop, offset + P_GENERATION_CHUNK)
-            pieces.append(self.chunk(index)[position - offset:take - offset])
-            position = take
-        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        return slice_chunks(self.chunk, P_GENERATION_CHUNK, start, stop)
 
     def batches(self, videos_per_batch: int) -> Iterator[torch.Tensor]:
         for start in range(0, self.n, videos_per_batch):
@@ -167,7 +159,7 @@ def open_perturbation_suite(name: str, data_root: Path, *, source: str = "auto",
     if spec.kind != "p":
         raise UserError(f"{name} is a corruption (-C) suite; use `corrbench eval --suite {name}`")
     _check_options(difficulty, limit)
-    chosen_source, directory = _choose_source(spec, source, data_root)
+    chosen_source, directory = choose_source(spec, source, data_root)
     if chosen_source == "generated":
         _check_frame_size(spec.dataset)
         chosen = _generated_perturbations(perturbations, "test", difficulty)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -37,7 +37,7 @@ class SuiteSpec:
     folder: str | None           # official folder name under the data root
     layout: str | None           # 'npy' (CIFAR-10-C / -P style) | 'folders' (ImageNet-C style) | None
     how_to_get: str
-    generated_only: bool = False    # no published files: `auto` falls back to generating it
+    published: bool = True          # False: no published files — `auto` falls back to generating it
 
     def locations(self, data_root: Path) -> list[Path]:
         return [data_root / self.folder] if self.folder else []
@@ -55,10 +55,16 @@ for _spec in (
               "download blur/digital/noise/weather .tar from Zenodo record 2235448 into <data root>/ImageNet-C"),
     SuiteSpec("mnist5k-c", "mnist5k", "c", "MNIST5K-C", "npy",
               "generated on the fly from the mnist5k test split, or written by `corrbench data make-c "
-              "--dataset mnist5k --out <data root>/MNIST5K-C`", generated_only=True),
+              "--dataset mnist5k --out <data root>/MNIST5K-C`", published=False),
+    SuiteSpec("mnist-mnistc", "mnist", "c", "mnist_c", "mnistc",
+              "download mnist_c.zip from Zenodo record 3239543 and unpack it into the data root (folder mnist_c), "
+              "or write it with `corrbench data make-mnistc --dataset mnist --out <data root>/mnist_c`"),
+    SuiteSpec("mnist5k-mnistc", "mnist5k", "c", "mnist5k_c", "mnistc",
+              "generated on the fly from the mnist5k test split, or written by `corrbench data make-mnistc "
+              "--dataset mnist5k --out <data root>/mnist5k_c`", published=False),
     SuiteSpec("mnist5k-p", "mnist5k", "p", "MNIST5K-P", "npy",
               "generated on the fly from the mnist5k test split, or written by `corrbench data make-p "
-              "--dataset mnist5k --out <data root>/MNIST5K-P`", generated_only=True),
+              "--dataset mnist5k --out <data root>/MNIST5K-P`", published=False),
     SuiteSpec("cifar10-p", "cifar10", "p", "CIFAR-10-P", "npy",
               "download CIFAR-10-P from the link in the hendrycks/robustness README into the data root"),
     SuiteSpec("cifar100-p", "cifar100", "p", "CIFAR-100-P", "npy",
@@ -159,16 +165,20 @@ class GeneratedImages:
         return images
 
     def __call__(self, index: slice) -> torch.Tensor:
-        start, stop = index.start or 0, index.stop
-        pieces = []
-        position = start
-        while position < stop:
-            chunk_index = position // GENERATION_CHUNK
-            offset = chunk_index * GENERATION_CHUNK
-            take = min(stop, offset + GENERATION_CHUNK)
-            pieces.append(self.chunk(chunk_index)[position - offset:take - offset])
-            position = take
-        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        return slice_chunks(self.chunk, GENERATION_CHUNK, index.start or 0, index.stop)
+
+
+def slice_chunks(chunk: Callable[[int], torch.Tensor], chunk_size: int, start: int, stop: int) -> torch.Tensor:
+    """Items start..stop of a sequence stored as fixed-size chunks (`chunk(i)` = items i·size … (i+1)·size)."""
+    pieces = []
+    position = start
+    while position < stop:
+        index = position // chunk_size
+        offset = index * chunk_size
+        take = min(stop, offset + chunk_size)
+        pieces.append(chunk(index)[position - offset:take - offset])
+        position = take
+    return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def generate_chunk(clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
@@ -201,12 +211,12 @@ def _check_severities(severities: Sequence[int] | None) -> list[int]:
     return chosen
 
 
-def _choose_source(spec: SuiteSpec, source: str, data_root: Path) -> tuple[str, Path | None]:
+def choose_source(spec: SuiteSpec, source: str, data_root: Path) -> tuple[str, Path | None]:
     if source not in SOURCES:
         raise InvalidValueError(f"--source must be one of {', '.join(SOURCES)}, got '{source}'")
     directory = data_root / spec.folder if spec.folder else None
     found = directory is not None and directory.is_dir()
-    if spec.generated_only and source == "auto":
+    if not spec.published and source == "auto":
         return ("files", directory) if found else ("generated", None)
     if source == "files" or (source == "auto" and found):
         if not found:
@@ -226,7 +236,11 @@ def open_corruption_suite(name: str, data_root: Path, *, source: str = "auto", s
     spec = get_suite_spec(name)
     if spec.kind != "c":
         raise UserError(f"{name} is a perturbation (-P) suite; use `corrbench flip-rate --suite {name}`")
-    chosen_source, directory = _choose_source(spec, source, data_root)
+    if spec.layout == "mnistc":   # MNIST-C: its own corruptions on 28-px digits (corrbench.mnistc)
+        from corrbench.data.mnistc import open_mnistc_suite
+        return open_mnistc_suite(name, data_root, source=source, seed=seed, corruptions=corruptions,
+                                 severities=severities, device=device)
+    chosen_source, directory = choose_source(spec, source, data_root)
     info = dataset_info(spec.dataset)
     clean = load_dataset(spec.dataset, "test", data_root)
     chosen_severities = _check_severities(severities)

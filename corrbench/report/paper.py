@@ -32,6 +32,8 @@ ARCH_NAMES = {"resnet18": "resnet18", "preactresnet18": "preact_resnet18", "wrn-
               "resnet50": "resnet50", "cnn-rony2019": "cnn_rony2019"}
 # Layouts that differ from the default (rows dataset/arch/method × columns suite/corruption/metric).
 TABLE_LAYOUTS = {"esp_table1": (("method",), ("suite", "corruption", "metric"))}
+# The papers' suite ids -> corrbench suite names, where they differ.
+SUITE_NAMES = {"mnist-c": "mnist-mnistc"}
 P_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "spatter", "brightness", "translate",
           "rotate", "tilt", "scale")
 
@@ -71,6 +73,7 @@ def corruption_set(paper: str, name: str) -> tuple[str, ...]:
 
 def reproduced_value(rows: pd.DataFrame, paper: str, suite: str, corruption: str, metric: str) -> float:
     """One run's value (in %) for a published cell, from its results rows; NaN if it cannot be computed."""
+    suite = SUITE_NAMES.get(suite, suite)
     if suite == "clean":
         clean = rows[(rows["kind"] == "eval") & (rows["corruption"] == "clean")]
         if clean.empty:
@@ -93,6 +96,10 @@ def reproduced_value(rows: pd.DataFrame, paper: str, suite: str, corruption: str
     if corruption in ALL_CORRUPTIONS:
         chosen = corrupted[corrupted["corruption"] == corruption]
         wanted: tuple[str, ...] = (corruption,)
+    elif corruption == "mean" and suite.endswith("-mnistc"):
+        from corrbench.mnistc import MNISTC_CORRUPTIONS
+        wanted = tuple(MNISTC_CORRUPTIONS)
+        chosen = corrupted[corrupted["corruption"].isin(wanted)]
     elif corruption in ("mean", "mean_noise", "mean_excluding_noise", "all"):
         wanted = corruption_set(paper, "mean" if corruption == "all" else corruption)
         chosen = corrupted[corrupted["corruption"].isin(wanted)]
