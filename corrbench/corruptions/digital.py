@@ -2,6 +2,7 @@
 Deterministic."""
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -75,13 +76,45 @@ def _jpeg_round_trip(image_hwc: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(decoded.convert("RGB"))
 
 
+def _torchvision_round_trip(images_chw: torch.Tensor, quality: int) -> torch.Tensor:
+    """torchvision's batched CPU codec (libjpeg(-turbo), baseline 4:2:0 encode, fancy-upsampling decode)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+    return torch.stack(decode_jpeg(encode_jpeg(list(images_chw), quality=quality)))
+
+
+@functools.lru_cache(maxsize=None)
+def torchvision_matches_pillow(quality: int) -> bool:
+    """Whether torchvision's codec gives Pillow's bytes at `quality` on probe images (noise, gradients,
+    flat, odd sizes). Both bundle libjpeg-turbo with the same defaults; a build that differs shows on
+    the probes, and then every image goes through Pillow."""
+    try:
+        generator = torch.Generator().manual_seed(quality)
+        ramp = torch.arange(40, dtype=torch.float64)
+        gradient = torch.stack([(ramp[:, None] * a + ramp[None, :] * b) % 256
+                                for a, b in ((5, 3), (2, 7), (11, 1))]).to(torch.uint8)  # colour: chroma counts
+        probes = [torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8)
+                  for side in (8, 17, 32, 64)] + [gradient, torch.full((3, 9, 9), 200, dtype=torch.uint8)]
+        for probe in probes:
+            decoded = _torchvision_round_trip(probe[None], quality)[0]
+            expected = _jpeg_round_trip(probe.permute(1, 2, 0).contiguous().numpy(), quality)
+            if not np.array_equal(decoded.permute(1, 2, 0).numpy(), expected):
+                return False
+        return True
+    except (ImportError, RuntimeError):  # no torchvision image codec in this build
+        return False
+
+
 @register("jpeg_compression", stochastic=False, table=JPEG_QUALITY,
           parameters="Pillow JPEG quality", spec="A.15")
 def jpeg_compression(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
     """Spec A.15: Pillow JPEG save at the table's quality (Pillow defaults: baseline, 4:2:0), then
-    decode (G16). A codec, so each image goes through Pillow on the CPU and the result comes back to
-    the images' device."""
+    decode (G16). A codec, so it runs on the CPU and the result comes back to the images' device:
+    through torchvision's batched CPU codec (~2.5× faster) when it reproduces Pillow's bytes, else
+    Pillow image by image."""
     quality = JPEG_QUALITY[scale][severity - 1]
+    if images.shape[0] and torchvision_matches_pillow(quality):
+        decoded = _torchvision_round_trip(images.cpu().contiguous(), quality)
+        return decoded.to(images.device)
     hwc = images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     decoded = np.stack([_jpeg_round_trip(image, quality) for image in hwc])
     return torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous().to(images.device)

@@ -172,6 +172,23 @@ def _corner_indices(x: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> tu
     return _fold(row, period) * width + _fold(col, period), width
 
 
+def _reflect101_corners(x: torch.Tensor, col: torch.Tensor,
+                        row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(extended x, flat index of (row, col) in it, row stride) for gathering (row, col) and its +1
+    neighbours under REFLECT_101. Usually the positions stray only a few pixels outside the image:
+    then x is padded just that far (same values, a fraction of the whole-period extension)."""
+    size = x.shape[-1]
+    low = torch.minimum(row.min(), col.min()).item()
+    high = torch.maximum(row.max(), col.max()).item() + 1   # the +1 neighbour
+    before, after = max(0, -low), max(0, high - (size - 1))
+    if before > size - 1 or after > size - 1:  # reflect pad covers at most one reflection
+        corner, width = _corner_indices(x, col, row)
+        return _unfold_reflect101(x), corner, width
+    width = size + before + after
+    extended = F.pad(x, (before, after, before, after), mode="reflect") if before or after else x
+    return extended, (row + before) * width + (col + before), width
+
+
 def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """G11, OpenCV ≤ 4.x: `warpAffine(float32, M, INTER_LINEAR, BORDER_REFLECT_101)` of B×3×S×S.
 
@@ -193,8 +210,7 @@ def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     fixed_y = (y_rows[:, :, None] + y_steps[:, None, :]) >> shift
     fx = (fixed_x & mask).to(torch.float32).div_(1 << _INTER_BITS)[:, None]
     fy = (fixed_y & mask).to(torch.float32).div_(1 << _INTER_BITS)[:, None]
-    corner, width = _corner_indices(x, fixed_x >> _INTER_BITS, fixed_y >> _INTER_BITS)
-    extended = _unfold_reflect101(x)
+    extended, corner, width = _reflect101_corners(x, fixed_x >> _INTER_BITS, fixed_y >> _INTER_BITS)
     gx, gy = 1 - fx, 1 - fy
     total = _gather_pixels(extended, corner) * (gy * gx)
     total += _gather_pixels(extended, corner, 1) * (gy * fx)
@@ -243,8 +259,7 @@ def warp_affine_opencv5(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
                                y_rows.expand(-1, -1, size))
     col, row = torch.floor(src_x), torch.floor(src_y)
     alpha, beta = (src_x - col)[:, None], (src_y - row)[:, None]
-    corner, width = _corner_indices(x, col.long(), row.long())
-    extended = _unfold_reflect101(x)
+    extended, corner, width = _reflect101_corners(x, col.long(), row.long())
     p00, p01 = _gather_pixels(extended, corner), _gather_pixels(extended, corner, 1)
     p10, p11 = _gather_pixels(extended, corner, width), _gather_pixels(extended, corner, width + 1)
     top = fused_multiply_add(alpha.expand_as(p00), p01 - p00, p00)

@@ -6,9 +6,12 @@ Each image gets its own draws from the explicit generator. The draws can be inje
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from corrbench.corruptions.convert import to_unit, to_uint8
+from corrbench.corruptions.chunks import CPU_CHUNK_VALUES
+from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
 from corrbench.corruptions.draws import standard_normal, take_draws, uniform
 from corrbench.corruptions.registry import register
 
@@ -39,6 +42,62 @@ SHOT_NOISE_RATE = {
 }
 
 
+_BYTES = 256  # output values, and the alias bins per pixel value (a power of two: u·256 splits exactly)
+
+
+def _alias_columns(probabilities: list[float]) -> tuple[list[float], list[int]]:
+    """Walker's alias table (Vose's construction) of a distribution over len(p) bins: bin i is kept
+    when the fraction of u·n is below threshold[i], else its alias is taken."""
+    n = len(probabilities)
+    scaled = [p * n for p in probabilities]
+    threshold, alias = [1.0] * n, list(range(n))
+    small = [i for i, q in enumerate(scaled) if q < 1.0]
+    large = [i for i, q in enumerate(scaled) if q >= 1.0]
+    while small and large:
+        low, high = small.pop(), large[-1]
+        threshold[low], alias[low] = scaled[low], high
+        scaled[high] = (scaled[high] + scaled[low]) - 1.0
+        if scaled[high] < 1.0:
+            small.append(large.pop())
+    return threshold, alias  # leftovers (rounding) keep threshold 1: always themselves
+
+
+@functools.lru_cache(maxsize=32)
+def shot_noise_tables(rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel value v, the exact law of the output byte trunc(255·clip(k/c, 0, 1)), k ~ Poisson(x·c),
+    x = v/255, as an alias table over the 256 bytes: (threshold float64 256·256, alias uint8 256·256),
+    flat with row v at v·256. The Poisson pmf is evaluated in float64 (k ≥ c all give 255)."""
+    rates = to_unit(torch.arange(_BYTES, dtype=torch.uint8))[:, None] * rate   # x·c, as the corruption computes it
+    # k = 0..2c+100 holds all the mass (λ ≤ c; beyond, pmf < 1e-40): k ≥ c is summed, not 1 − cdf
+    counts = torch.arange(2 * rate + 101, dtype=torch.float64)[None, :]
+    pmf = torch.exp(torch.xlogy(counts, rates) - rates - torch.lgamma(counts + 1))
+    byte_of_count = to_uint8(counts[0] / rate).long()                       # k ≥ c all give 255
+    law = torch.zeros(_BYTES, _BYTES, dtype=torch.float64).index_add_(1, byte_of_count, pmf)
+    columns = [_alias_columns(row) for row in law.tolist()]  # one-off per rate (~30 ms on the CPU)
+    threshold = torch.tensor([t for t, _ in columns], dtype=torch.float64).flatten()
+    alias = torch.tensor([a for _, a in columns], dtype=torch.uint8).flatten()
+    return threshold, alias
+
+
+def sample_shot_noise(images: torch.Tensor, rate: int, generator: torch.Generator | None) -> torch.Tensor:
+    """trunc(255·clip(k/c, 0, 1)) with k ~ Poisson(x·c), drawn exactly in law from the alias tables with
+    one float64 uniform per value (bin ⌊256·u⌋ and fraction 256·u − bin, both exact). About 4× faster
+    than torch.poisson on the CPU; every byte has the reference's distribution given its pixel."""
+    threshold, alias = (t.to(images.device) for t in shot_noise_tables(rate))
+    uniforms = torch.rand(images.numel(), generator=generator, device=images.device, dtype=torch.float64)
+    values = images.reshape(-1)
+    out = torch.empty_like(values)
+    step = CPU_CHUNK_VALUES if images.device.type == "cpu" else max(1, values.numel())  # CPU: stay in cache
+    for start in range(0, values.numel(), step):
+        scaled = uniforms[start:start + step].mul_(_BYTES)
+        bins = torch.floor(scaled)
+        fraction = scaled.sub_(bins)
+        rows = values[start:start + step].to(torch.float64).mul_(_BYTES).add_(bins).to(torch.int64)
+        kept = fraction < threshold.index_select(0, rows)
+        torch.where(kept, bins.to(torch.uint8), alias.index_select(0, rows), out=out[start:start + step])
+    return out.reshape(images.shape)
+
+
 @register("shot_noise", stochastic=True, table=SHOT_NOISE_RATE,
           parameters="photon count c: Poisson(x·c)/c", spec="A.2")
 def shot_noise(images: torch.Tensor, severity: int, *, scale: str,
@@ -46,9 +105,14 @@ def shot_noise(images: torch.Tensor, severity: int, *, scale: str,
     """Spec A.2: trunc(255·clip(k/c, 0, 1)), k ~ Poisson(x·c) per pixel and channel.
 
     draws: the Poisson counts k, B×3×H×W (the reference's `np.random.poisson(x·c)` per image).
-    torch.poisson matches NumPy's Poisson in distribution only.
+    Without draws, each output byte is sampled from its exact law given the pixel (`sample_shot_noise`;
+    NumPy's Poisson is matched in distribution only). MPS (no float64) uses torch.poisson.
     """
     rate = SHOT_NOISE_RATE[scale][severity - 1]
+    if draws is None and working_dtype(images.device) == torch.float64:
+        for scale_rate in SHOT_NOISE_RATE[scale]:  # all five tables at first use (~0.15 s)
+            shot_noise_tables(scale_rate)
+        return sample_shot_noise(images, rate, generator)
     x = to_unit(images)
     # Counts are integers: sampling at float32 rates changes nothing but the speed (~3×).
     counts = (torch.poisson((x * rate).float(), generator=generator).to(x.dtype) if draws is None
