@@ -29,13 +29,15 @@ def comparison_tables(results: pd.DataFrame) -> list[Table]:
         per_corruption = per_corruption_error(suite_rows)
         present = [c for c in ALL_CORRUPTIONS if c in set(per_corruption["corruption"])]
         summary_columns = [(label, key) for label, key in SUMMARY_COLUMNS if summary[key].notna().any()]
-        columns = ["arch", "method", "seeds", "clean"] + present + [label for label, _ in summary_columns]
+        one_arch = summary["arch"].nunique() == 1   # then the arch goes into the title, not every row
+        columns = ([] if one_arch else ["arch"]) + ["method", "seeds", "clean"] + present
+        columns += [label for label, _ in summary_columns]
         body = []
         summary["label"] = summary.apply(run_label, axis=1)
         for (arch, label), group in summary.groupby(["arch", "label"], sort=True):
             run_ids = list(group["run_id"])
             errors = per_corruption[per_corruption["run_id"].isin(run_ids)].groupby("corruption")["error"].mean()
-            line: list[object] = [arch, label, len(run_ids), 100 * group["clean_error"].mean()]
+            line: list[object] = ([] if one_arch else [arch]) + [label, len(run_ids), 100 * group["clean_error"].mean()]
             line += [100 * errors.get(c, math.nan) for c in present]
             for _, key in summary_columns:
                 value = group[key].mean()
@@ -47,7 +49,8 @@ def comparison_tables(results: pd.DataFrame) -> list[Table]:
                    f"benchmark corruptions × severities; mCE normaliser: {normalisers}; NLL, ECE (15 equal-width "
                    f"bins) and RMS (Hendrycks equal-count bins of 100) averaged over corrupted sets; source: "
                    f"{sources}; mean over seeds.")
-        tables.append(Table(title=f"{suite} ({dataset})", columns=columns, rows=body, row_header=2, caption=caption))
+        title = f"{suite} ({dataset}{', ' + summary['arch'].iloc[0] if one_arch else ''})"
+        tables.append(Table(title=title, columns=columns, rows=body, row_header=1 if one_arch else 2, caption=caption))
     return tables
 
 
