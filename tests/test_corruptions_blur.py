@@ -21,6 +21,7 @@ from corrbench.corruptions.motion import (
     MOTION_BLUR_RADIUS_SIGMA, kernel_width, motion_blur, motion_blur_angles, motion_blur_kernel,
 )
 from corrbench.corruptions.zoom import clipped_zoom, zoom_factors, zoom_geometry
+from image_helpers import seeded, to_hwc, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -35,18 +36,6 @@ def random_images(batch: int, size: int, seed: int) -> np.ndarray:
         images[b] = smooth.clip(0, 255).astype(np.uint8)
         images[b, : size // 3, : size // 3] = rng.integers(0, 256, 3)
     return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_hwc(bchw: torch.Tensor) -> np.ndarray:
-    return bchw.permute(0, 2, 3, 1).numpy()
-
-
-def seeded(seed: int, device: str = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 # ---- NumPy references ------------------------------------------------------------------------------

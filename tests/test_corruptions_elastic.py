@@ -21,32 +21,9 @@ from corrbench.corruptions.elastic import (
     ElasticDraws, draw_elastic, get_affine_transform, invert_affine, map_coordinates_reflect, smooth_field,
     source_points, warp_affine_opencv4, warp_affine_opencv5,
 )
+from image_helpers import noise_and_ramps, seeded, to_hwc, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
-
-
-def random_images(batch: int, size: int, seed: int) -> np.ndarray:
-    """uint8 B×S×S×3: noise for half the batch, smooth ramps with saturated edges for the rest."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-    ramp = np.linspace(0, 255, size)
-    smooth = (ramp[None, :, None, None] * rng.uniform(0, 1, (batch, 1, 1, 3))
-              + ramp[None, None, :, None] * rng.uniform(0, 1, (batch, 1, 1, 3))).clip(0, 255).astype(np.uint8)
-    smooth[:, -2:] = 255
-    images[batch // 2:] = smooth[batch // 2:]
-    return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_hwc(bchw: torch.Tensor) -> np.ndarray:
-    return bchw.permute(0, 2, 3, 1).numpy()
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ---- OpenCV 4.x warpAffine (G11) in NumPy integers ------------------------------------------------
@@ -125,7 +102,7 @@ def test_float_warp_variant_matches_the_reference_on_opencv5(scale):
     size = SCALE_SIZE[scale]
     batch = 4 if scale == "cifar" else (2 if scale == "tiny" else 1)
     for severity, c in zip(SEVERITIES, severity_parameters("elastic_transform", scale)):
-        images = random_images(batch, size, seed=severity)
+        images = noise_and_ramps(batch, size, seed=severity)
         rs = np.random.RandomState(severity)
         expected = np.stack([reference_elastic(u, c, rs, "opencv5") for u in images])
         ours = get_corruption("elastic_transform").fn(
@@ -138,7 +115,7 @@ def test_default_fixed_point_variant_matches_the_numpy_opencv4_port(scale):
     size = SCALE_SIZE[scale]
     batch = 2 if scale == "cifar" else 1
     for severity, c in zip(SEVERITIES, severity_parameters("elastic_transform", scale)):
-        images = random_images(batch, size, seed=20 + severity)
+        images = noise_and_ramps(batch, size, seed=20 + severity)
         rs = np.random.RandomState(severity)
         expected = np.stack([reference_elastic(u, c, rs, "opencv4") for u in images])
         ours = get_corruption("elastic_transform")(to_torch(images), severity, scale=scale,
@@ -148,7 +125,7 @@ def test_default_fixed_point_variant_matches_the_numpy_opencv4_port(scale):
 
 def test_fixed_point_warp_matches_the_numpy_port_at_224_with_large_jitter():
     """ImageNet severity 2 jitters the control points by up to 48.8 px, so sources fall far outside."""
-    image = random_images(2, 224, seed=3)[1].astype(np.float32) / np.float32(255)
+    image = noise_and_ramps(2, 224, seed=3)[1].astype(np.float32) / np.float32(255)
     pts1 = np.float32(source_points(224))
     pts2 = (pts1 + np.random.RandomState(0).uniform(-48.8, 48.8, (3, 2)).astype(np.float32)).astype(np.float32)
     m = cv2.getAffineTransform(pts1, pts2)
@@ -247,7 +224,7 @@ def test_severity_constants_are_the_reference_products():
 
 def test_severity_one_is_the_affine_warp_alone():
     """α = σ = 0: no displacement, but the two fields are still drawn (their draws change nothing)."""
-    images = to_torch(random_images(2, 32, seed=1))
+    images = to_torch(noise_and_ramps(2, 32, seed=1))
     draws = draw_elastic(images, seeded(0))
     other = ElasticDraws(draws.affine, torch.rand_like(draws.dx), torch.rand_like(draws.dy))
     elastic = get_corruption("elastic_transform")
@@ -261,7 +238,7 @@ def test_severity_one_is_the_affine_warp_alone():
 @pytest.mark.parametrize("scale", SCALES)
 def test_invariants_for_every_severity(scale):
     size = SCALE_SIZE[scale]
-    images = to_torch(random_images(2, size, seed=3))
+    images = to_torch(noise_and_ramps(2, size, seed=3))
     before = images.clone()
     for severity in SEVERITIES:
         out = corrupt(images, "elastic_transform", severity, scale=scale, generator=seeded(severity))
@@ -274,7 +251,7 @@ def test_invariants_for_every_severity(scale):
 
 
 def test_channels_last_input_gives_the_same_bytes():
-    images = to_torch(random_images(2, 32, seed=4))
+    images = to_torch(noise_and_ramps(2, 32, seed=4))
     strided = images.contiguous(memory_format=torch.channels_last)
     for severity in (1, 4):
         assert torch.equal(corrupt(images, "elastic_transform", severity, generator=seeded(1)),
@@ -282,7 +259,7 @@ def test_channels_last_input_gives_the_same_bytes():
 
 
 def test_identical_images_get_independent_draws_and_injection_equals_generation():
-    one = to_torch(random_images(1, 32, seed=0))
+    one = to_torch(noise_and_ramps(1, 32, seed=0))
     batch = one.expand(3, -1, -1, -1).contiguous()
     out = corrupt(batch, "elastic_transform", 4, generator=seeded(0))
     assert not torch.equal(out[0], out[1]) and not torch.equal(out[1], out[2])
@@ -305,7 +282,7 @@ def test_bad_draws_and_warp_names_are_rejected():
 
 def test_elastic_never_touches_the_global_rng():
     state = torch.random.get_rng_state()
-    corrupt(to_torch(random_images(2, 32, seed=0)), "elastic_transform", 5, generator=seeded(0))
+    corrupt(to_torch(noise_and_ramps(2, 32, seed=0)), "elastic_transform", 5, generator=seeded(0))
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
@@ -332,7 +309,7 @@ def test_at_224_it_is_a_content_preserving_warp_like_imagecorruptions():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_given_the_same_draws():
-    images = to_torch(random_images(4, 32, seed=1))
+    images = to_torch(noise_and_ramps(4, 32, seed=1))
     draws = draw_elastic(images, seeded(0))
     on_cpu = get_corruption("elastic_transform")(images, 4, scale="cifar", draws=draws)
     cuda_draws = ElasticDraws(*(d.cuda() for d in draws))

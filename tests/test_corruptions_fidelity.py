@@ -20,6 +20,7 @@ from corrbench.corruptions.digital import channel_means
 from corrbench.corruptions.filters import disk_kernel, gaussian_filter_nearest
 from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
 from corrbench.corruptions.resample import box_resize
+from image_helpers import to_hwc, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -37,14 +38,6 @@ def random_images(batch: int, size: int, seed: int) -> np.ndarray:
     images = noise.copy()
     images[batch // 2:] = smooth[batch // 2:]
     return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_hwc(bchw: torch.Tensor) -> np.ndarray:
-    return bchw.permute(0, 2, 3, 1).numpy()
 
 
 def finish(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from scipy.ndimage import zoom as scipy_zoom
 from corrbench.corruptions import SCALE_SIZE, SCALES, corrupt, get_corruption, severity_parameters
 from corrbench.corruptions.motion import motion_blur_angles
 from corrbench.corruptions.snow import SNOW_ANGLE_RANGE, gray_float32, layer_normals, snow_layer
+from image_helpers import seeded, to_hwc, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -27,18 +28,6 @@ def random_images(batch: int, size: int, seed: int) -> np.ndarray:
         images[b, : size // 3, : size // 3] = rng.integers(0, 256, 3)
         images[b, -size // 4:, -size // 4:] = rng.integers(0, 40, 3)
     return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_hwc(bchw: torch.Tensor) -> np.ndarray:
-    return bchw.permute(0, 2, 3, 1).numpy()
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ---- the reference, in NumPy -----------------------------------------------------------------------

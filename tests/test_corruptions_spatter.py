@@ -19,6 +19,7 @@ import torch
 from corrbench.corruptions import SCALE_SIZE, SCALES, corrupt, get_corruption, severity_parameters
 from corrbench.corruptions.spatter import SPATTER, liquid_layer, spatter_mud, spatter_water
 from test_cv_ops import chamfer_reference
+from image_helpers import seeded, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -75,14 +76,6 @@ def random_images(batch: int, size: int, seed: int) -> np.ndarray:
     images[batch // 2:] = (ramp[:, None, None] * rng.uniform(0, 1, 3) + ramp[None, :, None] * 0.5).clip(0, 255)
     images[batch // 2:, -2:] = 255
     return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 BATCH = {"cifar": 6, "tiny": 3, "imagenet": 1}

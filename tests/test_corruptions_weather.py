@@ -25,34 +25,11 @@ from corrbench.corruptions.frost_textures import (
 from corrbench.corruptions.plasma import plasma_fractal, plasma_uniform_count
 from corrbench.corruptions.weather import PLASMA_MAPSIZE, FrostDraws, draw_fog, draw_frost
 from corrbench.errors import MissingDataError
+from image_helpers import noise_and_ramps, seeded, to_hwc, to_torch
 
 SEVERITIES = (1, 2, 3, 4, 5)
 NAMES = ("frost", "fog")
 FROST_DIR = Path(importlib.util.find_spec("imagecorruptions").origin).parent / "frost"  # found, not imported
-
-
-def random_images(batch: int, size: int, seed: int) -> np.ndarray:
-    """uint8 B×S×S×3: noise for half the batch, smooth ramps with saturated edges for the rest."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-    ramp = np.linspace(0, 255, size)
-    smooth = (ramp[None, :, None, None] * rng.uniform(0, 1, (batch, 1, 1, 3))
-              + ramp[None, None, :, None] * rng.uniform(0, 1, (batch, 1, 1, 3))).clip(0, 255).astype(np.uint8)
-    smooth[:, -2:] = 255
-    images[batch // 2:] = smooth[batch // 2:]
-    return images
-
-
-def to_torch(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_hwc(bchw: torch.Tensor) -> np.ndarray:
-    return bchw.permute(0, 2, 3, 1).numpy()
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ---- the reference, in NumPy ------------------------------------------------------------------------
@@ -190,7 +167,7 @@ def test_frost_matches_the_reference_with_recorded_draws(scale):
     size = SCALE_SIZE[scale]
     batch = 6 if scale != "imagenet" else 2
     for severity, c in zip(SEVERITIES, severity_parameters("frost", scale)):
-        images = random_images(batch, size, seed=severity)
+        images = noise_and_ramps(batch, size, seed=severity)
         rs = np.random.RandomState(severity)
         expected = np.stack([reference_frost(u, c, scale, rs) for u in images])
         draws = recorded_frost_draws(batch, size, scale, seed=severity)
@@ -291,7 +268,7 @@ def test_fog_matches_the_reference_with_recorded_draws(scale):
     size, mapsize = SCALE_SIZE[scale], PLASMA_MAPSIZE[scale]
     batch = 4 if scale != "imagenet" else 1
     for severity, c in zip(SEVERITIES, severity_parameters("fog", scale)):
-        images = random_images(batch, size, seed=10 + severity)
+        images = noise_and_ramps(batch, size, seed=10 + severity)
         rs = np.random.RandomState(severity)
         expected = np.stack([reference_fog(u, c, mapsize, rs) for u in images])
         rs = np.random.RandomState(severity)
@@ -326,7 +303,7 @@ def test_fog_rejects_draws_of_the_wrong_shape():
 @pytest.mark.parametrize("name", NAMES)
 def test_invariants_for_every_severity(name, scale):
     size = SCALE_SIZE[scale]
-    images = to_torch(random_images(2, size, seed=3))
+    images = to_torch(noise_and_ramps(2, size, seed=3))
     before = images.clone()
     for severity in SEVERITIES:
         out = corrupt(images, name, severity, scale=scale, generator=seeded(severity))
@@ -341,7 +318,7 @@ def test_invariants_for_every_severity(name, scale):
 def test_channels_last_input_and_large_chunked_batches_give_the_same_bytes(name):
     """Large CPU batches run in chunks; the draws are made for the whole batch first, so each
     image's bytes do not depend on the batch it came in."""
-    images = to_torch(random_images(200, 32, seed=4))
+    images = to_torch(noise_and_ramps(200, 32, seed=4))
     whole = corrupt(images, name, 5, generator=seeded(2))
     assert torch.equal(whole, corrupt(images.contiguous(memory_format=torch.channels_last), name, 5,
                                       generator=seeded(2)))
@@ -353,14 +330,14 @@ def test_channels_last_input_and_large_chunked_batches_give_the_same_bytes(name)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_identical_images_get_independent_draws(name):
-    one = to_torch(random_images(1, 32, seed=0))
+    one = to_torch(noise_and_ramps(1, 32, seed=0))
     out = corrupt(one.expand(3, -1, -1, -1).contiguous(), name, 3, generator=seeded(0))
     assert not torch.equal(out[0], out[1]) and not torch.equal(out[1], out[2])
 
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_drawn_and_injected_draws_give_the_same_bytes(scale):
-    images = to_torch(random_images(2, SCALE_SIZE[scale], seed=5))
+    images = to_torch(noise_and_ramps(2, SCALE_SIZE[scale], seed=5))
     assert torch.equal(get_corruption("frost")(images, 2, scale=scale, generator=seeded(4)),
                        get_corruption("frost")(images, 2, scale=scale, draws=draw_frost(images, scale, seeded(4))))
     assert torch.equal(get_corruption("fog")(images, 2, scale=scale, generator=seeded(4)),
@@ -370,14 +347,14 @@ def test_drawn_and_injected_draws_give_the_same_bytes(scale):
 def test_weather_kernels_never_touch_the_global_rng():
     state = torch.random.get_rng_state()
     for name in NAMES:
-        corrupt(to_torch(random_images(2, 32, seed=0)), name, 4, generator=seeded(0))
+        corrupt(to_torch(noise_and_ramps(2, 32, seed=0)), name, 4, generator=seeded(0))
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_matches_cpu_given_the_same_draws(name):
-    images = to_torch(random_images(4, 32, seed=1))
+    images = to_torch(noise_and_ramps(4, 32, seed=1))
     draws = draw_frost(images, "cifar", seeded(0)) if name == "frost" else draw_fog(images, "cifar", seeded(0))
     on_cpu = get_corruption(name)(images, 4, scale="cifar", draws=draws)
     cuda_draws = FrostDraws(*(d.cuda() for d in draws)) if name == "frost" else draws.cuda()
