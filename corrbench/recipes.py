@@ -6,7 +6,7 @@ into train / eval / flip-rate jobs.
     [train]    datasets, archs, methods, augments (default ["none"]), seeds
     [train.settings]        any RunConfig field (epochs, schedule, milestones, lr, batch_size, …)
     [train.method_params.M] hyperparameters of method M
-    [eval]     suites: kinds ("c", "p") or names; source; corruptions; severities
+    [eval]     suites: kinds ("c", "p", "mnistc") or names; source; corruptions; severities
 
 `--set key=value` overrides: dataset / arch / method / augment / seed replace the lists; `eval.KEY`
 sets an eval option; anything else is a training setting (like `corrbench train --set`).
@@ -25,6 +25,7 @@ from corrbench.errors import InvalidValueError, MissingDataError, UserError
 
 LIST_KEYS = {"dataset": "datasets", "arch": "archs", "method": "methods", "augment": "augments", "seed": "seeds"}
 EVAL_KEYS = ("suites", "source", "corruptions", "severities", "seed")
+SUITE_KINDS = ("c", "p", "mnistc")   # a kind K means the suite `<run's dataset>-K`
 
 
 @dataclass
@@ -148,7 +149,7 @@ def expand(recipe: Recipe, assignments: Sequence[str] = (), only: Sequence[str] 
     eval_jobs: list[EvalJob] = []
     for job in train_jobs:
         for suite in recipe.eval["suites"]:
-            name = f"{job.config.dataset}-{suite}" if suite in ("c", "p") else suite
+            name = f"{job.config.dataset}-{suite}" if suite in SUITE_KINDS else suite
             kind = "flip-rate" if name.endswith("-p") else "eval"
             options = {"source": recipe.eval.get("source", "auto")}
             if kind == "eval":

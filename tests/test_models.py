@@ -16,7 +16,7 @@ from corrbench.models import (
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 NAMED_ARCHS = ["resnet18", "preact_resnet18", "preact_resnet50", "wrn_28_2", "wrn_28_4", "wrn_40_2",
-               "densenet121", "mnist_cnn"]
+               "densenet121", "mnist_cnn", "cnn_rony2019"]
 
 
 def build(arch: str, image_size: int = 32, num_classes: int = 10, **kwargs) -> Classifier:
@@ -90,6 +90,7 @@ def test_resnet18_at_224px_is_timms_imagenet_resnet18():
 
 @pytest.mark.parametrize("arch, image_size, num_stages", [
     ("mnist_cnn", 32, 3),
+    ("cnn_rony2019", 32, 3),
     ("resnet18", 32, 4),              # cifar_resnet18
     ("wrn_28_2", 32, 3),
     ("resnet10t", 64, 4),             # timm ResNet family: conv1/bn1/act1/maxpool, layer1..4
@@ -147,9 +148,18 @@ def test_mnist_cnn_is_small():
     assert count_parameters(build("mnist_cnn")) < 300_000
 
 
+def test_rony_cnn_has_the_ddn_layout():
+    # conv 3·32·9+32, 32·32·9+32, 32·64·9+64, 64·64·9+64; fc 64·5·5·200+200, 200·200+200, 200·10+10
+    expected = (3 * 32 * 9 + 32) + (32 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (64 * 64 * 9 + 64) \
+        + (64 * 25 * 200 + 200) + (200 * 200 + 200) + (200 * 10 + 10)
+    model = build("cnn_rony2019")
+    assert count_parameters(model) == expected
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in model.modules())
+
+
 def test_our_archs_are_in_timms_registry():
     assert {"cifar_resnet18", "preact_resnet18", "preact_resnet50", "wrn_28_2", "wrn_28_4", "wrn_40_2",
-            "cifar_densenet121", "mnist_cnn"} <= set(timm.list_models())
+            "cifar_densenet121", "mnist_cnn", "cnn_rony2019"} <= set(timm.list_models())
     net = timm.create_model("cifar_resnet18", num_classes=5).eval()
     assert net.num_classes == 5 and net.get_classifier().out_features == 5
     with torch.no_grad():

@@ -49,7 +49,7 @@ def test_every_recipe_loads_and_expands(recipe):
     train_jobs, eval_jobs = expand(loaded, SMOKE)
     assert train_jobs and len(eval_jobs) >= len(train_jobs)
     assert {job.config.resolved().epochs for job in train_jobs} == {1}
-    assert {job.suite for job in eval_jobs} <= {"mnist5k-c", "mnist5k-p"}
+    assert {job.suite for job in eval_jobs} <= {"mnist5k-c", "mnist5k-p", "mnist5k-mnistc"}
 
 
 def test_set_and_only(tmp_path):

@@ -43,6 +43,7 @@ _register("wrn_40_2", "Wide ResNet 40-2 (AugMix's CIFAR model)")
 _register("densenet121", "DenseNet-121 (BC, growth 32); at ≤64 px the CIFAR stem (3×3 conv, no max-pool), "
           "above that timm's ImageNet densenet121", small="cifar_densenet121")
 _register("mnist_cnn", "Small 4-conv CNN (~0.1M parameters) for quick runs on 32×32 digits")
+_register("cnn_rony2019", "MNIST CNN of Rony et al. 2019 (DDN), ESP's MNIST-C model; 32×32 digits")
 
 
 def list_archs() -> list[ArchInfo]:
