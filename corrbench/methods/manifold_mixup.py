@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from corrbench.errors import InvalidValueError, check_range
 from corrbench.methods.base import Method, Recipe, register_method, to_unit
-from corrbench.methods.mixing import (check_layers, check_layers_fit, choose_layer, feature_hook, hook_index,
-                                      mixed_accuracy, mixed_cross_entropy, permutation, sample_lambda)
+from corrbench.methods.mixing import check_layers, forward_feature_mixup, mixed_accuracy, mixed_cross_entropy
 
 LOSSES = ("ce", "bce")
 
@@ -61,12 +60,8 @@ class ManifoldMixup(Method):
             raise InvalidValueError(f"manifold-mixup.loss_form must be 'ce' or 'bce', got '{self.loss_form}'")
 
     def loss(self, model, images, labels, generator):
-        check_layers_fit(self.name, self.layers, model)
-        x = to_unit(images)
-        layer = choose_layer(self.layers, generator)
-        lam = sample_lambda(self.alpha, generator)
-        index = permutation(x.shape[0], generator)
-        logits = model(x, feature_hook=feature_hook(lam, index, generator), hook_at=hook_index(layer))
+        logits, lam, index = forward_feature_mixup(self.name, model, to_unit(images), generator,
+                                                   alpha=self.alpha, layers=self.layers)
         if self.loss_form == "ce":
             loss = mixed_cross_entropy(logits, labels, labels[index], lam)
         else:

@@ -170,3 +170,16 @@ def feature_hook(lam: torch.Tensor | None, index: torch.Tensor | None, generator
             h = mix(h, lam, index, groups)
         return nfm_noise(h, levels, mult_level, generator, sparsity=sparsity)
     return hook
+
+
+def forward_feature_mixup(method: str, model: nn.Module, x: torch.Tensor, generator: torch.Generator, *,
+                          alpha: float, layers: Sequence[int], add_noise: float = 0.0,
+                          mult_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Manifold mixup's step (NFM's with noise): draw the layer, λ and the permutation — in that order —
+    and run the model with the mixing hook there. Returns (logits, λ, permutation)."""
+    check_layers_fit(method, layers, model)
+    layer = choose_layer(layers, generator)
+    lam = sample_lambda(alpha, generator)
+    index = permutation(x.shape[0], generator)
+    hook = feature_hook(lam, index, generator, add_levels=(add_noise,), mult_level=mult_noise)
+    return model(x, feature_hook=hook, hook_at=hook_index(layer)), lam, index

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from corrbench.errors import check_range
 from corrbench.methods.base import Method, Recipe, register_method, to_unit
-from corrbench.methods.mixing import (check_layers, check_layers_fit, choose_layer, feature_hook, hook_index,
-                                      mixed_accuracy, mixed_cross_entropy, permutation, sample_lambda)
+from corrbench.methods.mixing import check_layers, forward_feature_mixup, mixed_accuracy, mixed_cross_entropy
 
 
 @register_method
@@ -48,13 +47,9 @@ class NoisyFeatureMixup(Method):
         self.layers = check_layers(self.name, self.layers)
 
     def loss(self, model, images, labels, generator):
-        check_layers_fit(self.name, self.layers, model)
-        x = to_unit(images)
-        layer = choose_layer(self.layers, generator)
-        lam = sample_lambda(self.alpha, generator)
-        index = permutation(x.shape[0], generator)
-        hook = feature_hook(lam, index, generator, add_levels=(self.add_noise,), mult_level=self.mult_noise)
-        logits = model(x, feature_hook=hook, hook_at=hook_index(layer))
+        logits, lam, index = forward_feature_mixup(self.name, model, to_unit(images), generator, alpha=self.alpha,
+                                                   layers=self.layers, add_noise=self.add_noise,
+                                                   mult_noise=self.mult_noise)
         loss = mixed_cross_entropy(logits, labels, labels[index], lam)
         return loss, {"ce": loss.detach(), "acc": mixed_accuracy(logits, labels, labels[index], lam),
                       "lam": lam.detach()}
