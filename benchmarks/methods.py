@@ -15,7 +15,7 @@ import time
 import torch
 
 from corrbench.augment import random_crop_flip
-from corrbench.engine.device import make_generator
+from corrbench.device import make_generator
 from corrbench.methods import METHODS, create_method
 from corrbench.models import create_model
 

@@ -24,7 +24,7 @@ from corrbench.config import RunConfig
 from corrbench.data.datasets import load_dataset
 from corrbench.data.suites import Part
 from corrbench.engine.evaluate import collect_stats
-from corrbench.engine.progress import null_progress
+from corrbench.progress import null_progress
 from corrbench.engine.runs import load_run
 from corrbench.engine.train import train
 

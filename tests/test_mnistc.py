@@ -256,7 +256,7 @@ def test_make_mnistc_layout_round_trips_and_suite_serves_32px_rgb(tmp_path):
 def test_one_epoch_mnist_cnn_evaluated_on_mnist5k_mnistc(tmp_path):
     from corrbench.config import RunConfig
     from corrbench.engine.evaluate import collect_stats, metric_row
-    from corrbench.engine.progress import null_progress
+    from corrbench.progress import null_progress
     from corrbench.engine.runs import load_run
     from corrbench.engine.train import train
     result = train(RunConfig(dataset="mnist5k", arch="mnist_cnn", epochs=1, batch_size=200, holdout=3000,

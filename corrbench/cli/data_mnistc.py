@@ -28,7 +28,7 @@ def make_mnistc_command(
 ) -> None:
     from corrbench.cli.common import split_names
     from corrbench.data.mnistc import make_mnistc
-    from corrbench.engine.device import resolve_device
+    from corrbench.device import resolve_device
     result = make_mnistc(dataset, out, seed=seed, corruptions=split_names(corruptions), data_root=data_root,
                          device=resolve_device(device), overwrite=overwrite)
     console.print(f"wrote {len(result.corruptions)} corruptions, {result.images:,} digits to {result.out} "

@@ -33,7 +33,7 @@ def make_p(
     """Write generated -P suites (CIFAR-10-P layout); the command's help is HELP."""
     from corrbench.data.datasets import resolve_data_root
     from corrbench.data.psuites import default_p_folder, write_p_suite
-    from corrbench.engine.device import resolve_device
+    from corrbench.device import resolve_device
 
     root = resolve_data_root(data_root)
     folder = out if out is not None else default_p_folder(dataset, root)

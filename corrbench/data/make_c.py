@@ -43,8 +43,8 @@ from corrbench.corruptions.checks import scale_for_size
 from corrbench.data import suites
 from corrbench.data.datasets import dataset_info, load_dataset, resolve_data_root
 from corrbench.data.imageset import ImageSet, default_workers
-from corrbench.engine.device import resolve_device
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.device import resolve_device
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import InvalidValueError, UserError
 
 SEVERITIES = (1, 2, 3, 4, 5)

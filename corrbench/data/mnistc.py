@@ -21,7 +21,7 @@ from corrbench.atomic import atomic_path
 from corrbench.data.datasets import ImageSet, load_dataset
 from corrbench.data.imageset import grey28_to_rgb32
 from corrbench.data.suites import SUITES, Part, SuiteSpec, choose_source, slice_chunks
-from corrbench.engine.device import make_generator
+from corrbench.device import make_generator
 from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError
 from corrbench.mnistc import MNISTC_CORRUPTIONS, SIDE, corrupt_digits
 

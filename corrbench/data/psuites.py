@@ -19,8 +19,8 @@ from corrbench.atomic import atomic_path
 from corrbench.data.datasets import ImageSet, dataset_info, load_dataset
 from corrbench.data.readers import open_p_file
 from corrbench.data.suites import SUITES, SuiteSpec, choose_source, get_suite_spec, slice_chunks
-from corrbench.engine.device import make_generator
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.device import make_generator
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import (InvalidValueError, LayoutError, MissingDataError, UnknownNameError, UserError,
                               check_range)
 from corrbench.perturbations import (FRAME_SIZE, NOISE_DIFFICULTIES, P_PERTURBATIONS, P_TEST_PERTURBATIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from corrbench.data.datasets import ImageSet
-from corrbench.engine.device import make_generator
+from corrbench.device import make_generator
 
 
 def holdout_split(n: int, holdout: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch
 from corrbench.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, corrupt, list_corruptions
 from corrbench.data.datasets import ImageSet, dataset_info, load_dataset
 from corrbench.data.readers import FolderSeverity, NpySeverityBlocks, read_c_labels
-from corrbench.engine.device import make_generator
+from corrbench.device import make_generator
 from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError
 from corrbench.registry import Registry
 

@@ -39,7 +39,7 @@ from corrbench.data.make_c import PROVENANCE_FILE, read_provenance
 from corrbench.data.psuites import P_TEST_PERTURBATIONS, P_VALIDATION_PERTURBATIONS
 from corrbench.data.readers import (SEVERITIES, list_class_folders, list_images, read_c_labels,
                                     validate_npy_header)
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import LayoutError, MissingDataError, UserError
 
 OK, MISSING, WRONG, NOTE = "ok", "missing", "wrong", "note"

@@ -12,10 +12,10 @@ import torch
 from corrbench.data.datasets import load_dataset, resolve_data_root
 from corrbench.data.splits import SubsetImages, holdout_split
 from corrbench.data.suites import Part
-from corrbench.engine.device import resolve_device
+from corrbench.device import resolve_device
 from corrbench.engine.evaluate import (metric_row, open_suite_for_run, part_logits, provenance,
                                        resolve_normaliser, suite_identity)
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.engine.runs import load_run, run_identity
 from corrbench.metrics import SampleStats, fit_temperature, sample_stats
 from corrbench.report.plots import reliability_diagram

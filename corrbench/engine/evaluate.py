@@ -14,8 +14,8 @@ import torch
 from corrbench import __version__
 from corrbench.data.datasets import resolve_data_root
 from corrbench.data.suites import CorruptionSuite, Part, get_suite_spec, open_corruption_suite
-from corrbench.engine.device import resolve_device
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.device import resolve_device
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.engine.runs import LoadedRun, load_run, run_identity
 from corrbench.errors import MissingDataError, UserError
 from corrbench.metrics import (ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, SampleStats, aurra, calibration_error,

@@ -13,9 +13,9 @@ import pandas as pd
 from corrbench.data.datasets import resolve_data_root
 from corrbench.data.psuites import P_TEST_PERTURBATIONS, open_perturbation_suite
 from corrbench.data.suites import get_suite_spec
-from corrbench.engine.device import resolve_device
+from corrbench.device import resolve_device
 from corrbench.engine.evaluate import inference_context, provenance
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.engine.runs import load_run, run_identity
 from corrbench.errors import UserError
 from corrbench.metrics import flip_probability, is_noise_perturbation, top5_distance, topk_ordinal

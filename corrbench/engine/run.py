@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from corrbench.config import RunConfig
 from corrbench.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import InvalidValueError, MissingDataError
 from corrbench.recipes import EvalJob, Recipe, TrainJob, expand, load_recipe
 

@@ -24,10 +24,10 @@ from corrbench.config import RunConfig
 from corrbench.data.datasets import dataset_info, load_dataset, resolve_data_root
 from corrbench.data.splits import SubsetImages, holdout_split
 from corrbench.engine.checkpoint import (RunFolder, load_checkpoint, save_checkpoint, state_digest, write_config)
-from corrbench.engine.device import derive_seed, make_generator, resolve_device
+from corrbench.device import derive_seed, make_generator, resolve_device
 from corrbench.engine.distributed import (DistContext, all_gather_objects, barrier, broadcast_buffers,
                                           init_distributed)
-from corrbench.engine.progress import ProgressLike, null_progress
+from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import TrainingDivergedError, UserError
 from corrbench.methods import create_method
 from corrbench.models import create_model, resolve_arch
