@@ -6,7 +6,8 @@ at each scale family, beside a per-image loop through `imagecorruptions.corrupt`
     python benchmarks/corruptions.py --devices cpu,cuda --threads 1
 
 - corrbench: `corrbench.corruptions.corrupt` on one uint8 batch B×3×S×S already on the device, all five
-  severities, after one warm-up call per corruption; images/s = 5·B / seconds. CPU uses `--threads` intra-op
+  severities, after one warm-up call per corruption; images/s = 5·B / seconds. Draws come from a CPU
+  generator on every device, as in make-c (so a GPU's rate includes drawing on the CPU). CPU uses `--threads` intra-op
   threads (default: torch's); CUDA is timed with synchronisation. Every registered corruption is measured,
   so corruptions added later are picked up without edits.
 - reference: `imagecorruptions.corrupt(image, severity, name)` one image at a time (one core, NumPy/OpenCV),
@@ -62,7 +63,7 @@ def synchronize(device: torch.device) -> None:
 def corrbench_rate(images: torch.Tensor, name: str, scale: str) -> tuple[float, float]:
     """(images/s, seconds) of `corrupt` on the batch at all five severities."""
     device = images.device
-    generator = torch.Generator(device=device).manual_seed(0)
+    generator = torch.Generator().manual_seed(0)   # CPU draws on every device, as make-c (same bytes everywhere)
     corruption = get_corruption(name)
     corruption(images[:2], 1, scale=scale, generator=generator)    # warm-up (lazy tables, kernels)
     synchronize(device)

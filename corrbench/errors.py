@@ -46,6 +46,24 @@ class TrainingDivergedError(UserError):
     """The loss became NaN or Inf."""
 
 
+class WriteError(UserError):
+    """A file or folder could not be written (read-only, full, not a folder); nothing half-written is left."""
+
+
+class CorrbenchWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one line)."""
+
+
+def not_available(kind: str, name: str, available: Iterable[str], where: str) -> MissingDataError:
+    """The error for a name that exists in general but not here (a corruption missing from a folder …),
+    with the closest available name."""
+    available = list(available)
+    hint = closest(name, available)
+    suggestion = f" Did you mean '{hint}'?" if hint else ""
+    return MissingDataError(f"{kind} '{name}' is not available {where}.{suggestion} Available: "
+                            f"{', '.join(available) or 'none'}")
+
+
 def closest(name: str, valid: Iterable[str]) -> str | None:
     """The valid name nearest to `name`, if any is reasonably close."""
     matches = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
@@ -54,14 +72,19 @@ def closest(name: str, valid: Iterable[str]) -> str | None:
 
 def check_range(name: str, value: float, *, low: float | None = None, high: float | None = None,
                 low_inclusive: bool = True) -> None:
-    """Raise InvalidValueError when `value` is outside [low, high] (or (low, high] if not low_inclusive)."""
+    """Raise InvalidValueError when `value` is outside [low, high] (or (low, high] if not low_inclusive), or is
+    not a finite number."""
     bad_low = low is not None and (value < low if low_inclusive else value <= low)
     bad_high = high is not None and value > high
-    if bad_low or bad_high or value != value:  # value != value catches NaN
+    infinite = value in (float("inf"), float("-inf"))   # `--lr inf` is no learning rate
+    if bad_low or bad_high or infinite or value != value:  # value != value catches NaN
         if low is not None and high is not None:
             rng = f"between {low} and {high}"
         elif low is not None:
             rng = f"{'at least' if low_inclusive else 'greater than'} {low}"
-        else:
+        elif high is not None:
             rng = f"at most {high}"
-        raise InvalidValueError(f"{name} must be {rng}, got {value}")
+        else:
+            rng = ""
+        finite = "a finite number " if infinite or value != value else ""
+        raise InvalidValueError(f"{name} must be {(finite + rng).strip()}, got {value}")

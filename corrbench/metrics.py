@@ -63,6 +63,8 @@ class SampleStats:
     confidence: np.ndarray  # float64 [N]
     correct: np.ndarray     # bool [N]
     nll: np.ndarray         # float64 [N]
+    # Σ_k p_k² per sample (float64 [N]): with p_y = exp(−nll) it gives the Brier score; None when unknown.
+    prob_sq_sum: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.confidence)
@@ -71,10 +73,13 @@ class SampleStats:
     def concat(parts: list["SampleStats"]) -> "SampleStats":
         """The samples of all `parts`, in order (an empty list gives empty arrays)."""
         if not parts:
-            return SampleStats(np.zeros(0, np.float64), np.zeros(0, bool), np.zeros(0, np.float64))
+            return SampleStats(np.zeros(0, np.float64), np.zeros(0, bool), np.zeros(0, np.float64),
+                               np.zeros(0, np.float64))
+        squares = (None if any(p.prob_sq_sum is None for p in parts)
+                   else np.concatenate([p.prob_sq_sum for p in parts]).astype(np.float64))
         return SampleStats(confidence=np.concatenate([p.confidence for p in parts]).astype(np.float64),
                            correct=np.concatenate([p.correct for p in parts]).astype(bool),
-                           nll=np.concatenate([p.nll for p in parts]).astype(np.float64))
+                           nll=np.concatenate([p.nll for p in parts]).astype(np.float64), prob_sq_sum=squares)
 
 
 def _check_logits_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -103,7 +108,8 @@ def sample_stats(logits: torch.Tensor, labels: torch.Tensor) -> SampleStats:
     nll = -log_probs.gather(1, labels[:, None])[:, 0]
     return SampleStats(confidence=max_log_prob.exp().cpu().numpy().astype(np.float64),
                        correct=(prediction == labels).cpu().numpy(),
-                       nll=nll.cpu().numpy().astype(np.float64))
+                       nll=nll.cpu().numpy().astype(np.float64),
+                       prob_sq_sum=log_probs.mul(2).exp().sum(dim=1).cpu().numpy().astype(np.float64))
 
 
 def error_rate(correct: ArrayLike) -> float:
@@ -181,6 +187,39 @@ def rms_calibration_error_adaptive(confidence: ArrayLike, correct: ArrayLike, be
     return float(np.sqrt(np.sum(beta / n * gap**2)))
 
 
+def brier_score(nll: ArrayLike, prob_sq_sum: ArrayLike) -> float:
+    """Multi-class Brier score (Brier 1950): mean over samples of Σ_k (p_k − y_k)² = Σ_k p_k² − 2·p_y + 1,
+    with p_y = exp(−NLL). Ranges over [0, 2]; NaN for no samples."""
+    nll = _to_numpy(nll, np.float64, "nll")
+    prob_sq_sum = _to_numpy(prob_sq_sum, np.float64, "prob_sq_sum")
+    n = _same_length(nll=nll, prob_sq_sum=prob_sq_sum)
+    if n == 0:
+        return float("nan")
+    return float(np.mean(prob_sq_sum - 2.0 * np.exp(-nll) + 1.0))
+
+
+def calibration_error_equal_mass(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15) -> float:
+    """Adaptive (equal-mass) ECE (Nguyen & O'Connor 2015; Nixon et al. 2019): samples sorted ascending by
+    confidence (stable) are split into `n_bins` consecutive bins of ⌊N/n⌋ or ⌈N/n⌉ samples (the first N mod n
+    bins take one more, as numpy.array_split), then Σ_b (n_b/N)|acc_b − conf_b|. No bin is dropped (unlike
+    Hendrycks' RMS scheme). NaN for no samples; fewer samples than bins gives one sample per bin."""
+    _check_positive_int("n_bins", n_bins)
+    confidence = _to_numpy(confidence, np.float64, "confidence")
+    correct = _to_numpy(correct, np.float64, "correct")
+    n = _same_length(confidence=confidence, correct=correct)
+    _check_confidence(confidence)
+    if n == 0:
+        return float("nan")
+    bins = min(n_bins, n)
+    order = np.argsort(confidence, kind="stable")
+    sizes = np.full(bins, n // bins)
+    sizes[: n % bins] += 1
+    bin_of_rank = np.repeat(np.arange(bins), sizes)
+    conf_sum = np.bincount(bin_of_rank, weights=confidence[order], minlength=bins)
+    acc_sum = np.bincount(bin_of_rank, weights=correct[order], minlength=bins)
+    return float(np.sum(np.abs(acc_sum - conf_sum)) / n)
+
+
 def aurra(confidence: ArrayLike, correct: ArrayLike) -> float:
     """Area under the response-rate/accuracy curve, as Hendrycks' calibration_tools `aurra`.
 
@@ -197,6 +236,97 @@ def aurra(confidence: ArrayLike, correct: ArrayLike) -> float:
     most_confident_first = np.argsort(confidence, kind="stable")[::-1]
     accuracy_at_k = np.cumsum(correct[most_confident_first]) / np.arange(1, n + 1)
     return float(accuracy_at_k.mean())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Poolable calibration: per-bin sums that add up over parts (corruptions × severities)
+# ---------------------------------------------------------------------------------------------------------
+
+# MAGN's evaluation code (TheoT1/DiGN test-cal-c.py `calibr_metrics`): bin width 0.0666, so ceil(1/0.0666) = 16
+# equal-width bins on linspace(0, 1, 17), each right-closed (low, high], over the pooled corrupted test set.
+POOLED_CALIBRATION_BINS = 16
+
+
+@dataclass
+class CalibrationBins:
+    """Per-bin sample count, confidence sum and correct sum of equal-width, right-closed bins.
+
+    Sums add, so the bins of several parts (e.g. the 18 × 5 corruption sets of MAGN's Table 3) pool into
+    the bins of their union exactly (`pool_calibration_bins`)."""
+
+    count: np.ndarray            # int64 [n_bins]
+    confidence_sum: np.ndarray   # float64 [n_bins]
+    correct_sum: np.ndarray      # int64 [n_bins]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.count)
+
+    def to_json(self) -> str:
+        """Compact text for a results column; floats round-trip exactly (repr)."""
+        import json
+        return json.dumps({"bins": self.n_bins, "edges": "equal-width, right-closed (low, high]",
+                           "count": [int(v) for v in self.count],
+                           "confidence_sum": [float(v) for v in self.confidence_sum],
+                           "correct_sum": [int(v) for v in self.correct_sum]}, separators=(",", ":"))
+
+    @staticmethod
+    def from_json(text: str) -> "CalibrationBins":
+        import json
+        try:
+            values = json.loads(text)
+            bins = CalibrationBins(count=np.asarray(values["count"], dtype=np.int64),
+                                   confidence_sum=np.asarray(values["confidence_sum"], dtype=np.float64),
+                                   correct_sum=np.asarray(values["correct_sum"], dtype=np.int64))
+        except (TypeError, ValueError, KeyError) as error:
+            raise InvalidValueError(f"calibration bins are not valid JSON with count/confidence_sum/correct_sum: "
+                                    f"{error}") from None
+        if not len(bins.count) == len(bins.confidence_sum) == len(bins.correct_sum):
+            raise InvalidValueError("calibration bins: count, confidence_sum and correct_sum differ in length")
+        return bins
+
+
+def calibration_bin_sums(confidence: ArrayLike, correct: ArrayLike,
+                         n_bins: int = POOLED_CALIBRATION_BINS) -> CalibrationBins:
+    """Equal-width bins on linspace(0, 1, n_bins + 1), bin b = (b/n, (b+1)/n] as MAGN's code compares
+    `p > low & p <= high`. A confidence of exactly 0 (impossible for a max softmax) goes to bin 0 here;
+    the reference would count it in N but in no bin."""
+    _check_positive_int("n_bins", n_bins)
+    confidence = _to_numpy(confidence, np.float64, "confidence")
+    correct = _to_numpy(correct, np.float64, "correct")
+    _same_length(confidence=confidence, correct=correct)
+    _check_confidence(confidence)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    return CalibrationBins(count=np.bincount(bin_index, minlength=n_bins).astype(np.int64),
+                           confidence_sum=np.bincount(bin_index, weights=confidence, minlength=n_bins),
+                           correct_sum=np.rint(np.bincount(bin_index, weights=correct, minlength=n_bins))
+                           .astype(np.int64))
+
+
+def pool_calibration_bins(parts: Sequence[CalibrationBins]) -> CalibrationBins:
+    """The bins of the union of the parts' samples (all parts must use the same binning)."""
+    if not parts:
+        raise InvalidValueError("pool_calibration_bins needs at least one part")
+    sizes = {p.n_bins for p in parts}
+    if len(sizes) > 1:
+        raise InvalidValueError(f"cannot pool calibration bins of different sizes {sorted(sizes)}")
+    return CalibrationBins(count=np.sum([p.count for p in parts], axis=0).astype(np.int64),
+                           confidence_sum=np.sum([p.confidence_sum for p in parts], axis=0),
+                           correct_sum=np.sum([p.correct_sum for p in parts], axis=0).astype(np.int64))
+
+
+def binned_calibration_error(bins: CalibrationBins, norm: str = "l2") -> float:
+    """Calibration error from bin sums: 'l2' = RMS sqrt(Σ_b (n_b/N)(acc_b − conf_b)²), 'l1' = ECE,
+    'max' = MCE over non-empty bins (MAGN's RMSE and ECE, test-cal-c.py). NaN for no samples."""
+    reduce = CALIBRATION_NORMS.get(norm)
+    total = int(bins.count.sum())
+    if total == 0:
+        return float("nan")
+    filled = bins.count > 0
+    count = bins.count[filled].astype(np.float64)
+    gap = np.abs(bins.correct_sum[filled] / count - bins.confidence_sum[filled] / count)
+    return reduce(gap, count / total)
 
 
 # Temperatures are searched in this range; the NLL may keep decreasing beyond it (e.g. separable data).

@@ -8,7 +8,7 @@ import torch
 
 from corrbench.corruptions import (
     ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, CORRUPTIONS, EXTRA_CORRUPTIONS, SCALE_SIZE, SCALES, Corruption,
-    corrupt, get_corruption, list_corruptions, scale_for_size, severity_parameters,
+    corrupt, get_corruption, list_corruptions, scale_family_for, scale_for_size, severity_parameters,
 )
 from corrbench.errors import InvalidValueError, LayoutError, UnknownNameError
 
@@ -244,14 +244,16 @@ def test_unknown_scale():
         corrupt(images_for("cifar"), "contrast", 1, scale="cifra")
 
 
-def test_size_that_does_not_match_the_scale_names_the_family_that_fits():
-    with pytest.raises(LayoutError, match=r"scale 'imagenet' needs 224×224 images, got 64×64; use scale 'tiny'"):
-        corrupt(images_for("tiny"), "contrast", 1, scale="imagenet")
-    odd = torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
-    with pytest.raises(LayoutError, match="no scale family fits 28 px"):
-        corrupt(odd, "contrast", 1, scale="cifar")
-    with pytest.raises(LayoutError, match="32 \\(cifar\\), 64 \\(tiny\\), 224 \\(imagenet\\)"):
-        corrupt(odd, "contrast", 1)
+def test_any_size_takes_the_family_nearest_to_its_shorter_side():
+    # the constants of a family apply at any size; without `scale` the shorter side picks the family
+    # nearest on a log scale (boundaries √(32·64) ≈ 45 px and √(64·224) ≈ 120 px)
+    odd = torch.randint(0, 256, (1, 3, 28, 36), dtype=torch.uint8, generator=seeded(0))
+    assert torch.equal(corrupt(odd, "contrast", 1), corrupt(odd, "contrast", 1, scale="cifar"))
+    for (height, width), family in (((45, 300), "cifar"), ((46, 46), "tiny"), ((119, 200), "tiny"),
+                                    ((120, 120), "imagenet"), ((32, 32), "cifar"), ((64, 64), "tiny"),
+                                    ((224, 224), "imagenet")):
+        assert scale_family_for(height, width) == family
+    assert corrupt(images_for("tiny"), "contrast", 1, scale="imagenet").shape == (3, 3, 64, 64)
     with pytest.raises(InvalidValueError, match="sizes that fit"):
         scale_for_size(28)
 
@@ -260,7 +262,7 @@ def test_size_that_does_not_match_the_scale_names_the_family_that_fits():
     (torch.zeros(2, 3, 32, 32), "must be uint8"),
     (torch.zeros(3, 32, 32, dtype=torch.uint8), "B×3×H×W"),
     (torch.zeros(2, 32, 32, 3, dtype=torch.uint8), "B×3×H×W"),
-    (torch.zeros(2, 3, 32, 64, dtype=torch.uint8), "square"),
+    (torch.zeros(2, 3, 32, 15, dtype=torch.uint8), "at least 16×16 px"),
 ])
 def test_wrong_layout(bad, message):
     with pytest.raises(LayoutError, match=message):
@@ -272,7 +274,7 @@ def test_stochastic_corruption_requires_a_generator_on_the_images_device():
     with pytest.raises(ValueError, match="stochastic: pass a torch.Generator"):
         corrupt(images, "gaussian_noise", 1)
     if torch.cuda.is_available():
-        with pytest.raises(ValueError, match="create it with torch.Generator"):
+        with pytest.raises(ValueError, match="the generator is on cuda"):
             corrupt(images, "gaussian_noise", 1, generator=seeded(0, "cuda"))
 
 

@@ -362,8 +362,6 @@ def test_zoom_blur_equals_imagecorruptions_at_224_px():
 def test_clipped_zoom_rejects_bad_arguments():
     with pytest.raises(ValueError, match="float tensor"):
         clipped_zoom(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), 2.0)
-    with pytest.raises(ValueError, match="square"):
-        clipped_zoom(torch.zeros(1, 3, 32, 30), 2.0)
     with pytest.raises(ValueError, match="≥ 1"):
         clipped_zoom(torch.zeros(1, 3, 32, 32), 0.5)
 

@@ -416,7 +416,7 @@ def test_npy_round_trip_rgb_and_grey(tmp_path):
 
 def test_npy_sizes_give_scales(tmp_path):
     np.save(tmp_path / "y.npy", np.zeros(1, np.int64))
-    for size, scale in ((64, "tiny"), (100, "imagenet")):
+    for size, scale in ((64, "tiny"), (100, "tiny"), (130, "imagenet")):
         np.save(tmp_path / "x.npy", np.zeros((1, size, size, 3), np.uint8))
         assert dataset_info(f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}").scale == scale
 
@@ -425,7 +425,7 @@ def test_npy_wrong_dtype_shape_and_labels_name_the_file(tmp_path):
     np.save(tmp_path / "y.npy", np.zeros(2, np.int64))
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 3), np.float32))
     name = f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
-    with pytest.raises(LayoutError, match=r"x.npy has dtype float32; expected a \(N, H, H, C\) uint8"):
+    with pytest.raises(LayoutError, match=r"x.npy has dtype float32; expected a \(N, H, W, C\) uint8"):
         load_dataset(name, "test")
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 2), np.uint8))
     with pytest.raises(LayoutError, match=r"x.npy has shape \(2, 8, 8, 2\)"):

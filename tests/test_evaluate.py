@@ -68,7 +68,9 @@ def test_results_file_has_documented_columns(mnist_run, tmp_path):
     row = frame.iloc[1]
     assert row["kind"] == "eval" and row["suite"] == "mnist5k-c" and row["source"] == "generated"
     assert row["generator_seed"] == 0 and row["ece_bins"] == 15 and row["rms_adaptive_beta"] == 100
-    assert len(row["checkpoint_sha256"]) == 64 and row["dataset"] == "mnist5k" and row["arch"] == "mnist_cnn"
+    assert len(row["weights_sha256"]) == 64 and row["dataset"] == "mnist5k" and row["arch"] == "mnist_cnn"
+    assert row["checkpoint_epoch"] == 1 and row["checkpoint_complete"] and row["precision"] == "fp32"
+    assert row["label"] == row["run_id"] and row["model_source"] == "run:" + row["run_id"]
     assert 0 <= row["error"] <= 1 and row["n"] == 1000
     assert not list(tmp_path.glob(".*"))   # no temp files left behind
     loaded = load_results(tmp_path)
@@ -113,8 +115,12 @@ def test_aggregate_hand_computed():
 
 
 def test_baseline_normalises_mce(mnist_run, tmp_path):
-    result = evaluate(mnist_run, "mnist5k-c", source="generated", corruptions=["contrast"], severities=[2, 4],
-                      baseline=mnist_run, results_dir=tmp_path, device="cpu")
+    options = dict(source="generated", corruptions=["contrast"], severities=[2, 4], device="cpu")
+    with pytest.raises(MissingDataError, match="evaluate the baseline first"):   # loaded, never evaluated here
+        evaluate(mnist_run, "mnist5k-c", baseline=mnist_run, results_dir=tmp_path, **options)
+    assert not list(tmp_path.iterdir())
+    evaluate(mnist_run, "mnist5k-c", results_dir=tmp_path, **options)
+    result = evaluate(mnist_run, "mnist5k-c", baseline=mnist_run, results_dir=tmp_path, **options)
     summary = result.summary.iloc[0]
     assert summary["mce"] == pytest.approx(1.0)          # a run normalised by itself
     assert summary["mce_normaliser"].startswith("baseline:")

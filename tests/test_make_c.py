@@ -13,7 +13,7 @@ from PIL import Image
 
 from corrbench.cli.app import main
 from corrbench.corruptions import corrupt
-from corrbench.data import suites
+from corrbench.data import generate
 from corrbench.data.datasets import load_dataset
 from corrbench.data.imageset import LazyImageSet, decode_rgb, resize_center_crop
 from corrbench.data.make_c import (JPEG_QUALITY, PROVENANCE_FILE, image_file_names, make_c, read_provenance)
@@ -46,7 +46,7 @@ def metric_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_mnist5k_files_give_the_numbers_of_the_generated_suite(capsys, mnist_run, tmp_path, monkeypatch):
     # Small chunks so that chunk offsets inside each severity block are exercised (1000 = 3×300 + 100).
-    monkeypatch.setattr(suites, "GENERATION_CHUNK", 300)
+    monkeypatch.setattr(generate, "GENERATION_CHUNK", 300)
     root, subset = tmp_path / "data", "gaussian_noise,contrast"
     code, out, err = run_cli(capsys, "data", "make-c", "--dataset", "mnist5k", "--out", root / "MNIST5K-C",
                              "--seed", 3, "--corruptions", subset, "--device", "cpu")
@@ -191,12 +191,9 @@ def test_bad_input_is_refused_before_anything_is_written(capsys, tmp_path):
     np.save(tmp_path / "x.npy", rng.integers(0, 256, (4, 28, 28, 1), dtype=np.uint8))
     np.save(tmp_path / "y.npy", np.arange(4))
     code, _, err = run_cli(capsys, "data", "make-c", "--dataset", f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}",
-                           "--out", out)
-    assert_user_error(code, err, "28×28", "fit no corruption scale family", "32 px (cifar)", "224 px (imagenet)")
+                           "--out", out, "--severities", "3")
+    assert_user_error(code, err, "all 5 severities")
     assert not out.exists()
-    np.save(tmp_path / "x.npy", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
-    code, _, err = run_cli(capsys, "data", "make-c", "--dataset", f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}")
-    assert_user_error(code, err, "no -C suite folder is registered", "pass --out")
     (tmp_path / "file").write_text("x")
     code, _, err = run_cli(capsys, "data", "make-c", "--dataset", "mnist5k", "--out", tmp_path / "file")
     assert_user_error(code, err, "is a file")
@@ -208,14 +205,14 @@ def test_bad_input_is_refused_before_anything_is_written(capsys, tmp_path):
 
 
 def test_interruption_leaves_out_as_it_was(tmp_path, monkeypatch):
-    real = suites.generate_chunk
+    real = generate.generate_chunk
 
     def interrupted(clean, corruption, *args, **kwargs):
         if corruption == "brightness":
             raise KeyboardInterrupt
         return real(clean, corruption, *args, **kwargs)
 
-    monkeypatch.setattr(suites, "generate_chunk", interrupted)
+    monkeypatch.setattr(generate, "generate_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
         make_c("mnist5k", tmp_path / "fresh", corruptions=["contrast", "brightness"], device="cpu")
     assert os.listdir(tmp_path) == []
@@ -225,6 +222,6 @@ def test_interruption_leaves_out_as_it_was(tmp_path, monkeypatch):
         make_c("mnist5k", tmp_path / "old", corruptions=["contrast", "brightness"], device="cpu", overwrite=True)
     assert os.listdir(tmp_path) == ["old"] and os.listdir(tmp_path / "old") == ["contrast.npy"]
     assert (tmp_path / "old" / "contrast.npy").read_bytes() == b"previous"
-    monkeypatch.setattr(suites, "generate_chunk", real)
+    monkeypatch.setattr(generate, "generate_chunk", real)
     make_c("mnist5k", tmp_path / "old", corruptions=["contrast"], device="cpu", overwrite=True)
     assert sorted(os.listdir(tmp_path / "old")) == ["contrast.npy", PROVENANCE_FILE, "labels.npy"]

@@ -161,7 +161,7 @@ def test_p_suite_errors_are_clear(tmp_path, mnist5k_p):
     with pytest.raises(UserError, match="difficulties 1, 2 and 3"):
         open_perturbation_suite("mnist5k-p", tmp_path, source="generated", difficulty=4)
     for args, message in ((("--dataset", "mnist5k", "--out", tmp_path / "x", "--limit", 0), "limit must be at least 1"),
-                          (("--dataset", "tinyimagenet", "--out", tmp_path / "x"), "generated at 32 px"),
+                          (("--dataset", "tinyimagenet", "--out", tmp_path / "x"), "tiny-imagenet-200"),   # 64 px: test_p_scales
                           (("--dataset", "mnist"), "no -P suite folder is registered for mnist; pass --out")):
         written = make_p(*args)
         assert isinstance(written.exception, UserError) and message in str(written.exception), written.exception

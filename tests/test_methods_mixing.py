@@ -376,19 +376,26 @@ def test_noisymix_mixes_the_three_splits_with_one_lambda_and_one_permutation():
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
 
 
-def test_noisymix_scales_the_additive_level_per_split():
+@pytest.mark.parametrize("input_space", ["reference", "dataset"])
+def test_noisymix_scales_the_additive_level_per_split(input_space):
     model = tiny_classifier()
     images, labels = batch(9)
-    method = create_method("noisymix", {"layers": "0"})
+    method = create_method("noisymix", {"layers": "0", "input_space": input_space})
     assert (method.add_noise, method.mult_noise, method.sparsity, method.jsd_weight) == (0.5, 0.5, 0.65, 12.0)
     method.loss(model, images, labels, gen(23))
     received = model.stem.seen[-1]
     replay = gen(23)
     views = augmix_views(images, replay)
     lam, index = sample_lambda(1.0, replay), permutation(N, replay)
-    clean = model.normalize(torch.cat([images.float() / 255] + views))
-    mixed = mix(clean, lam, index, groups=3)
-    expected = nfm_noise(mixed, (0.5, 1.0, 1.5), 0.5, replay, sparsity=0.65)
+    pixels = torch.cat([images.float() / 255] + views)
+    if input_space == "reference":
+        # erichson/NoisyMix: Normalize([0.5]*3, [0.5]*3) in the loader, mix + noise on that tensor
+        noised = nfm_noise(mix((pixels - 0.5) / 0.5, lam, index, groups=3), (0.5, 1.0, 1.5), 0.5, replay,
+                           sparsity=0.65)
+        expected = model.normalize(noised * 0.5 + 0.5)
+    else:
+        mixed = mix(model.normalize(pixels), lam, index, groups=3)
+        expected = nfm_noise(mixed, (0.5, 1.0, 1.5), 0.5, replay, sparsity=0.65)
     assert torch.allclose(received, expected, atol=1e-5)
 
 
@@ -404,3 +411,20 @@ def test_one_epoch_on_mnist5k(method, tmp_path):
     assert math.isfinite(row["loss"]) and 0 <= row["acc"] <= 1
     saved = load_checkpoint(result.run_dir)
     assert saved["method_hyperparameters"] == create_method(method).hyperparameters()
+
+
+@pytest.mark.parametrize("arch", ["wrn_28_2", "wrn_28_4_noisymix"])
+def test_wrn_stage_3_mix_sees_the_raw_group_output_before_the_final_bn_relu(arch):
+    # erichson/NoisyMix wide_resnet.py mixes layer3's output; F.relu(self.bn1(out)) comes after, in the head
+    from corrbench.models import create_model
+
+    model = create_model(arch, num_classes=CLASSES, image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3).eval()
+    x = torch.rand(2, 3, 32, 32, generator=gen(5))
+    seen = []
+    logits = model(x, feature_hook=lambda h: seen.append(h) or h, hook_at=3)
+    assert seen[0].shape[1] == model.head.fc.in_features and bool((seen[0] < 0).any())
+    last = model.stages[2]
+    final_bn = last[last.num_blocks]
+    expected = model.head.fc(torch.relu(final_bn(seen[0])).mean(dim=(2, 3)))
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert torch.equal(logits, model(x))

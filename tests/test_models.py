@@ -15,8 +15,8 @@ from corrbench.models import (
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-NAMED_ARCHS = ["resnet18", "preact_resnet18", "preact_resnet50", "wrn_28_2", "wrn_28_4", "wrn_40_2",
-               "densenet121", "mnist_cnn", "cnn_rony2019"]
+NAMED_ARCHS = ["resnet18", "preact_resnet18", "preact_resnet50", "wrn_28_2", "wrn_28_4", "wrn_28_4_noisymix",
+               "wrn_40_2", "densenet121", "mnist_cnn", "cnn_rony2019"]
 
 
 def build(arch: str, image_size: int = 32, num_classes: int = 10, **kwargs) -> Classifier:
@@ -246,3 +246,24 @@ def test_deepcopy_of_a_generic_split_model_uses_its_own_weights():
     with torch.no_grad():
         twin.stages[0].model.get_classifier().bias.add_(1.0)
         torch.testing.assert_close(twin(images(2)), model(images(2)) + 1.0)
+
+
+def test_wrn_28_4_noisymix_is_the_noisymix_codes_wide_resnet():
+    # erichson/NoisyMix wide_resnet.py: WRN-28-4, dropout 0.1, every conv with a bias, final BN momentum 0.9
+    def conv(cin: int, cout: int, k: int) -> int:
+        return cin * cout * k * k + cout
+
+    expected, cin = conv(3, 16, 3), 16
+    for group, width in enumerate((64, 128, 256)):
+        for block in range(4):
+            expected += 2 * cin + conv(cin, width, 3) + 2 * width + conv(width, width, 3)
+            expected += conv(cin, width, 1) if cin != width or (group > 0 and block == 0) else 0
+            cin = width
+    expected += 2 * 256 + 256 * 10 + 10
+    model = build("wrn_28_4_noisymix")
+    assert count_parameters(model) == expected
+    blocks = [m for m in model.modules() if type(m).__name__ == "WideBlock"]
+    assert len(blocks) == 12 and all(b.drop_rate == 0.1 and b.conv1.stride == (1, 1) for b in blocks)
+    assert [b.conv2.stride for b in blocks if b.conv2.stride != (1, 1)] == [(2, 2), (2, 2)]
+    last = model.stages[2]
+    assert last[last.num_blocks].momentum == 0.9

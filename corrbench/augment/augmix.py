@@ -14,11 +14,13 @@ level·1.8/10 + 0.1 (left out by default: they overlap the -C corruptions).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
+from corrbench.augment.fused import rotation_angles_for_integer_degrees
 from corrbench.augment.ops import apply_per_image, check_uint8_batch
 from corrbench.augment.registry import register_augmentation
 from corrbench.errors import InvalidValueError
@@ -67,6 +69,8 @@ ALL_OPS: tuple[AugMixOp, ...] = CIFAR_OPS + (
     AugMixOp("sharpness", _enhance_factor),
 )
 MAX_RANDOM_DEPTH = 3   # depth ≤ 0: np.random.randint(1, 4) per chain
+# Every angle rotate can get (±int(level·30/10), level ≤ 10): lets the fused path look rotations up.
+ROTATION_ANGLES = rotation_angles_for_integer_degrees(30)
 
 
 def mixing_weights(batch: int, width: int, alpha: float, generator: torch.Generator,
@@ -79,6 +83,12 @@ def mixing_weights(batch: int, width: int, alpha: float, generator: torch.Genera
     pair = torch.full((batch, 2), float(alpha), dtype=torch.float64, device=device)
     skip = torch._sample_dirichlet(pair, generator=generator)[:, 0]
     return chain_weights.float(), skip.float()
+
+
+@functools.lru_cache(maxsize=16)
+def _signed_ops(ops: tuple[AugMixOp, ...], device: torch.device) -> torch.Tensor:
+    """Which ops draw a sign, on `device` (copied once: a copy per call would wait for the device)."""
+    return torch.tensor([op.signed for op in ops], device=device)
 
 
 def check_augmix_settings(severity: float, width: int, depth: int, alpha: float) -> None:
@@ -110,7 +120,7 @@ def augmix_views(images: torch.Tensor, generator: torch.Generator, ops: Sequence
         depths = torch.randint(1, MAX_RANDOM_DEPTH + 1, (rows,), generator=generator, device=device)
         steps = MAX_RANDOM_DEPTH
     names = [op.name for op in ops]
-    signed = torch.tensor([op.signed for op in ops], device=device)
+    signed = _signed_ops(tuple(ops), device)
     for step in range(steps):
         choice = torch.randint(0, len(ops), (rows,), generator=generator, device=device)
         unit = torch.rand(rows, generator=generator, device=device, dtype=torch.float64)
@@ -120,7 +130,8 @@ def augmix_views(images: torch.Tensor, generator: torch.Generator, ops: Sequence
         magnitude = table.gather(1, choice[:, None]).squeeze(1)
         magnitude = torch.where(negate & signed[choice], -magnitude, magnitude)
         choice = torch.where(step < depths, choice, -1)            # chains shorter than this step stop
-        chains = apply_per_image(chains, choice, magnitude, names, resample="bilinear")
+        chains = apply_per_image(chains, choice, magnitude, names, resample="bilinear",
+                                 rotation_angles=ROTATION_ANGLES)
     # (1 − m)·x + m·Σ_i w_i·chain_i as one batched product over the chains, then to [0, 1].
     coefficients = torch.cat([1 - skip[:, None], skip[:, None] * chain_weights], dim=1).unsqueeze(1)
     stacked = torch.cat([images.unsqueeze(1), chains.view(batch, width, channels, height, side)], dim=1)

@@ -95,6 +95,13 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     level occurs. lut values above 255 (possible at the top level) are clipped, as PIL's `point` does."""
     batch, channels, height, width = images.shape
     flat = images.reshape(batch * channels, height * width).long()
+    return equalize_lut(images).gather(1, flat).to(torch.uint8).view(batch, channels, height, width)
+
+
+def equalize_lut(images: torch.Tensor) -> torch.Tensor:
+    """`equalize`'s lookup table per image and channel: (B·C)×256 int64 values in 0..255."""
+    batch, channels, height, width = images.shape
+    flat = images.reshape(batch * channels, height * width).long()
     hist = torch.zeros(batch * channels, 256, dtype=torch.int64, device=images.device)
     hist.scatter_add_(1, flat, torch.ones_like(flat))
     occupied = hist > 0
@@ -103,8 +110,7 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     below = hist.cumsum(1) - hist
     lut = ((step // 2 + below) // step.clamp(min=1)).clamp(max=255)
     keep = (occupied.sum(1, keepdim=True) <= 1) | (step == 0)
-    lut = torch.where(keep, torch.arange(256, device=images.device), lut)
-    return lut.gather(1, flat).to(torch.uint8).view(batch, channels, height, width)
+    return torch.where(keep, torch.arange(256, device=images.device), lut)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -154,8 +160,9 @@ def smooth(images: torch.Tensor) -> torch.Tensor:
         return images
     x = images.to(torch.float32)
     # Pillow divides the kernel by its scale in float32 (`kerneldata[i] /= divisor`).
-    one = torch.tensor(float(np.float32(1.0) / np.float32(13.0)), dtype=torch.float32, device=images.device)
-    five = torch.tensor(float(np.float32(5.0) / np.float32(13.0)), dtype=torch.float32, device=images.device)
+    # Filled on the device (torch.full): a host→device copy would wait for the queued kernels.
+    one = torch.full((), float(np.float32(1.0) / np.float32(13.0)), dtype=torch.float32, device=images.device)
+    five = torch.full((), float(np.float32(5.0) / np.float32(13.0)), dtype=torch.float32, device=images.device)
     left, centre, right = x[..., :-2], x[..., 1:-1], x[..., 2:]
 
     def row(weight_centre: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -184,11 +191,14 @@ def _check_resample(resample: str) -> None:
         raise UnknownNameError("resample mode", resample, RESAMPLES)
 
 
-def affine(images: torch.Tensor, coefficients: torch.Tensor, resample: str = "nearest") -> torch.Tensor:
+def affine(images: torch.Tensor, coefficients: torch.Tensor, resample: str = "nearest", *,
+           sync_free: bool = False) -> torch.Tensor:
     """Image.transform(size, AFFINE, (a, b, c, d, e, f), resample) per image.
 
     `coefficients` is B×6: output pixel (x, y) samples the input at (a·x' + b·y' + c, d·x' + e·y' + f)
     with x' = x + 0.5, y' = y + 0.5 (pixel centres); samples outside the image are 0.
+    `sync_free` computes every code path and selects per image instead of asking the device which
+    paths are needed (same bytes, no host sync; for accelerators).
     """
     _check_resample(resample)
     batch, channels, height, width = images.shape
@@ -197,10 +207,10 @@ def affine(images: torch.Tensor, coefficients: torch.Tensor, resample: str = "ne
     ys = torch.arange(height, device=images.device, dtype=torch.float64).view(1, height, 1)
     xs = torch.arange(width, device=images.device, dtype=torch.float64).view(1, 1, width)
     pixels = _PixelTable(images)
-    if resample == "bilinear" and not bool(_is_whole_pixel_shift(coefficients).all()):
-        return _bilinear(pixels, a, xs, ys)
+    if resample == "bilinear" and (sync_free or not bool(_is_whole_pixel_shift(coefficients).all())):
+        return _bilinear(pixels, a, xs, ys, sync_free=sync_free)
     # Whole-pixel shifts sample pixel centres exactly (dx = dy = 0): bilinear equals nearest there.
-    column, row = _nearest_source(a, xs, ys, width, height)
+    column, row = _nearest_source(a, xs, ys, width, height, sync_free=sync_free)
     return pixels.fetch(pixels.index(row, column))
 
 
@@ -247,7 +257,7 @@ class _PixelTable:
         return out
 
 
-def _nearest_source(a, xs, ys, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _nearest_source(a, xs, ys, width: int, height: int, sync_free: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Source column and row (int32, B×H×W) of PIL's nearest-neighbour affine (Geometry.c): pure
     scalings/translations use the float `ImagingScaleAffine` path, other maps the 16.16 fixed-point
     path when the four corners fit, else the float path."""
@@ -260,7 +270,7 @@ def _nearest_source(a, xs, ys, width: int, height: int) -> tuple[torch.Tensor, t
     column = coord((a2 + a0 * 0.5) + xs * a0).expand(-1, height, -1)
     row = coord((a5 + a4 * 0.5) + ys * a4).expand(-1, -1, width)
     is_scale = (a1 == 0) & (a3 == 0)
-    if bool(is_scale.all()):
+    if not sync_free and bool(is_scale.all()):
         return column, row
     # affine_fixed: coefficients rounded to 16.16 fixed point, integer accumulation, >> 16.
     def fix(value: torch.Tensor) -> torch.Tensor:
@@ -275,14 +285,14 @@ def _nearest_source(a, xs, ys, width: int, height: int) -> tuple[torch.Tensor, t
     corners_fit = torch.ones_like(is_scale)
     for cx, cy in ((0, 0), (width, height), (0, height), (width, 0)):
         corners_fit &= ((cx * a0 + cy * a1 + a2).abs() < 32768.0) & ((cx * a3 + cy * a4 + a5).abs() < 32768.0)
-    if not bool(corners_fit.all()):
+    if sync_free or not bool(corners_fit.all()):
         # Float path for huge coordinates (direct evaluation instead of PIL's running sums).
         fixed_column = torch.where(corners_fit, fixed_column, coord((a2 + a1 * 0.5 + a0 * 0.5) + ys * a1 + xs * a0))
         fixed_row = torch.where(corners_fit, fixed_row, coord((a5 + a4 * 0.5 + a3 * 0.5) + ys * a4 + xs * a3))
     return torch.where(is_scale, column, fixed_column), torch.where(is_scale, row, fixed_row)
 
 
-def _bilinear(pixels: _PixelTable, a, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+def _bilinear(pixels: _PixelTable, a, xs: torch.Tensor, ys: torch.Tensor, sync_free: bool = False) -> torch.Tensor:
     """PIL's generic transform with `bilinear_filter32RGB`: float64 sample point, neighbours clamped to
     the image, v = a + (b − a)·d along x then y, truncated; samples outside [0, W) × [0, H) are 0.
 
@@ -300,7 +310,8 @@ def _bilinear(pixels: _PixelTable, a, xs: torch.Tensor, ys: torch.Tensor) -> tor
     x0, y0 = x0.clamp(-1, width).int(), y0.clamp(-1, height).int()    # only outside samples are clamped
     left, top = x0.clamp(0, width - 1), y0.clamp(0, height - 1)
     right, bottom = (x0 + 1).clamp(0, width - 1), (y0 + 1).clamp(0, height - 1)
-    need_right, need_bottom = bool((dx != 0).any()), bool((dy != 0).any())
+    need_right = sync_free or bool((dx != 0).any())
+    need_bottom = sync_free or bool((dy != 0).any())
 
     def at(row: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
         return pixels.fetch(pixels.index(row, column, outside), torch.float64)
@@ -404,11 +415,14 @@ def apply_op(name: str, images: torch.Tensor, magnitude: float | torch.Tensor = 
 
 
 def apply_per_image(images: torch.Tensor, op_index: torch.Tensor, magnitude: torch.Tensor,
-                    op_names: Sequence[str], resample: str = "nearest") -> torch.Tensor:
+                    op_names: Sequence[str], resample: str = "nearest", *, fused: bool | None = None,
+                    rotation_angles: Sequence[float] | None = None) -> torch.Tensor:
     """Image i gets op `op_names[op_index[i]]` with `magnitude[i]`; op_index −1 leaves it unchanged.
 
-    Images are grouped by op (one host sync per call for the group sizes), so every op runs once on
-    its share of the batch, whatever the device.
+    Two paths with the same bytes. Grouped (the CPU default): images are sorted by op and every op runs
+    once on its share of the batch (one host sync per call for the group sizes). Fused (`fused=True`,
+    the default off the CPU): `corrbench.augment.fused` — a few batch-wide kernels and no host sync
+    when `rotation_angles` lists every angle a `rotate` may get.
     """
     check_uint8_batch(images)
     _check_resample(resample)
@@ -417,6 +431,13 @@ def apply_per_image(images: torch.Tensor, op_index: torch.Tensor, magnitude: tor
             raise UnknownNameError("augmentation op", name, OP_NAMES)
     op_index = op_index.to(images.device)
     magnitude = magnitude.to(device=images.device, dtype=torch.float64)
+    if fused if fused is not None else images.device.type != "cpu":
+        from corrbench.augment.fused import apply_per_image_fused   # the fused path builds on this module
+
+        out = apply_per_image_fused(images.contiguous(), op_index, magnitude, op_names, resample, rotation_angles)
+        if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
     order = torch.argsort(op_index, stable=True)
     counts = torch.bincount(op_index + 1, minlength=len(op_names) + 1).tolist()
     if counts[0] == len(op_index):

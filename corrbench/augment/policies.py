@@ -111,15 +111,21 @@ class OpTable:
         self.signed = torch.tensor([name in SIGNED for name in self.names])
         self.has_magnitude = torch.tensor([space[name] is not None for name in self.names])
         self.index = {name: i for i, name in enumerate(self.names)}
+        # Every angle a Rotate can get: lets the fused path look the rotation coefficients up.
+        self.rotation_angles = (tuple(sorted(set(self.argument[:, self.index["Rotate"]].flatten().tolist())))
+                                if "Rotate" in self.index else None)
+        self._on_device: dict[torch.device, torch.Tensor] = {}
 
     def arguments(self, op: torch.Tensor, bin_index: torch.Tensor, negate: torch.Tensor) -> torch.Tensor:
         """The PIL argument per image (negate only affects signed ops)."""
-        table = self.argument.to(op.device)
-        return table[negate.long(), op.clamp(min=0), bin_index]
+        if op.device not in self._on_device:   # copied once per device (a copy per call would sync)
+            self._on_device[op.device] = self.argument.to(op.device)
+        return self._on_device[op.device][negate.long(), op.clamp(min=0), bin_index]
 
     def apply(self, images: torch.Tensor, op: torch.Tensor, bin_index: torch.Tensor, negate: torch.Tensor) -> torch.Tensor:
         """Op `op[i]` (−1: none) at bin `bin_index[i]` on image i, nearest resampling."""
-        return apply_per_image(images, op, self.arguments(op, bin_index, negate), self.ops, resample="nearest")
+        return apply_per_image(images, op, self.arguments(op, bin_index, negate), self.ops, resample="nearest",
+                               rotation_angles=self.rotation_angles)
 
 
 @functools.lru_cache(maxsize=32)
@@ -221,6 +227,12 @@ POLICIES.register("svhn", (
 
 
 @functools.lru_cache(maxsize=32)
+def _policy_tensors_on(policy: str, table: OpTable, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """`_policy_tensors` on `device`, copied once (a copy per call would wait for the queued kernels)."""
+    return tuple(t.to(device) for t in _policy_tensors(policy, table))
+
+
+@functools.lru_cache(maxsize=32)
 def _policy_tensors(policy: str, table: OpTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(op index, probability, bin) per sub-policy and step: three 25×2 tensors."""
     sub_policies: Sequence[SubPolicy] = POLICIES.get(policy)
@@ -235,7 +247,7 @@ def auto_augment(images: torch.Tensor, generator: torch.Generator, *, policy: st
     check_uint8_batch(images)
     sub_policies = POLICIES.get(policy)
     table = _standard_table(10, images.shape[2], images.shape[3], False, True)
-    ops, probability, bins = (t.to(images.device) for t in _policy_tensors(policy, table))
+    ops, probability, bins = _policy_tensors_on(policy, table, images.device)
     batch, device = images.shape[0], images.device
     chosen = torch.randint(0, len(sub_policies), (batch,), generator=generator, device=device)
     draws = torch.rand(batch, 2, generator=generator, device=device)

@@ -6,10 +6,11 @@ from typing import Optional
 
 import typer
 
-from corrbench.cli.common import console, progress_bars, split_ints, split_names
+from corrbench.cli import model_options as mo
+from corrbench.cli.common import console, progress_bars
 from corrbench.cli.display import severity_table, summary_table
 
-HELP = """Calibration under corruption: ECE, RMS (both schemes), max calibration error, NLL per corruption ×
+HELP = """Calibration under corruption of a run (--checkpoint) or any model (--model, as in `eval`): ECE, RMS (both schemes), max calibration error, NLL per corruption ×
 severity, before and after temperature scaling fitted on clean training images; reliability diagrams as PNG.
 
 Example: corrbench calibrate --checkpoint runs/<run_id> --suite mnist5k-c
@@ -17,8 +18,10 @@ Example: corrbench calibrate --checkpoint runs/<run_id> --suite mnist5k-c
 
 
 def calibrate(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A run folder (runs/<run_id>) or its checkpoint.pt."),
+    checkpoint: Optional[Path] = mo.CHECKPOINT,
+    model: Optional[str] = mo.MODEL,
     suite: Optional[str] = typer.Option(None, help="Suite, e.g. cifar10-c [default: <run's dataset>-c]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="The clean set of suites that need one: --suite c, cfolder:PATH, cnpy:PATH (a registered name, npy:IMAGES,LABELS or folder:PATH) [default: the run's]."),
     source: str = typer.Option("auto", help="auto (official files if present), files, or generated."),
     seed: int = typer.Option(0, help="Seed of the generated suite (--source generated)."),
     corruptions: Optional[str] = typer.Option(None, help="Comma-separated subset of corruptions."),
@@ -28,17 +31,37 @@ def calibrate(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder [default: $CORRBENCH_DATA or ./data]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     results: Path = typer.Option(Path("results"), "--results", help="Folder for the results file and plots/."),
+    weights: Optional[str] = mo.WEIGHTS,
+    model_dir: Optional[Path] = mo.MODEL_DIR,
+    mean: Optional[str] = mo.MEAN,
+    std: Optional[str] = mo.STD,
+    input_size: Optional[str] = mo.INPUT_SIZE,
+    interpolation: Optional[str] = mo.INTERPOLATION,
+    crop_pct: Optional[float] = mo.CROP_PCT,
+    class_map: Optional[str] = mo.CLASS_MAP,
+    label: Optional[str] = mo.LABEL,
+    precision: str = mo.PRECISION,
 ) -> None:
-    from corrbench.engine.calibrate import calibrate as run_calibration
-    from corrbench.engine.runs import default_suite
-    from corrbench.errors import check_range
+    from corrbench.cli.common import (check_device, check_positive, check_results_folder, check_source,
+                                      corruption_names, severity_list)
 
-    check_range("--fit-images", fit_images, low=1)
-    suite = suite or default_suite(checkpoint, "c")
+    # Everything the command line says is checked before torch loads and before any work.
+    chosen_corruptions, chosen_severities = corruption_names(corruptions, suite), severity_list(severities)
+    check_positive("--fit-images", fit_images)
+    check_positive("--batch-size", batch_size)
+    check_source(source)
+    check_device(device)
+    check_results_folder(results)
+    from corrbench.engine.calibrate import calibrate as run_calibration
+    from corrbench.report.plots import calibration_diagrams
+
+    target, options = mo.model_and_options(checkpoint, model, weights=weights, model_dir=model_dir, mean=mean,
+                                           std=std, input_size=input_size, interpolation=interpolation,
+                                           crop_pct=crop_pct, class_map=class_map, label=label, precision=precision)
+    suite = mo.suite_or_default(suite, checkpoint, "c")
     with progress_bars() as progress:
-        result = run_calibration(checkpoint, suite, data_root=data_root, source=source, seed=seed,
-                                 corruptions=split_names(corruptions),
-                                 severities=split_ints(severities, "--severities"), batch_size=batch_size,
+        result = run_calibration(target, suite, dataset=dataset, options=options, data_root=data_root, source=source, seed=seed,
+                                 corruptions=chosen_corruptions, severities=chosen_severities, batch_size=batch_size,
                                  device=device, fit_images=fit_images, results_dir=results, progress=progress)
     rows = result.rows
     before = rows[rows["temperature"] == 1.0]
@@ -46,9 +69,10 @@ def calibrate(
     console.print(severity_table(before, f"{suite} ECE % before temperature scaling", metric="ece"))
     console.print(severity_table(after, f"{suite} ECE % after (T = {result.temperature:.3f})", metric="ece"))
     console.print(summary_table(result.summary, "calibration summary (benchmark corruptions)"))
-    where = "the run's held-out split" if result.fit_on_holdout else \
-        "training images the model was trained on (train with --holdout N for a true held-out split)"
-    console.print(f"temperature {result.temperature:.4f} fitted on {result.fit_images} {where}", highlight=False, soft_wrap=True)
+    console.print(f"temperature {result.temperature:.4f} fitted on {result.fit_images} {result.fit_split}",
+                  highlight=False, soft_wrap=True)
     console.print(f"results: {result.path}", highlight=False, soft_wrap=True)
-    for path in result.plots:
+    plots = calibration_diagrams(result.reliability, results / "plots", label=result.label, suite=suite,
+                                 temperature=result.temperature)
+    for path in plots:
         console.print(f"reliability diagram: {path}", highlight=False, soft_wrap=True)

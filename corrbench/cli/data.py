@@ -60,22 +60,28 @@ def list_all(data_root: Optional[Path]) -> None:
     console.print(suites)
     console.print("'generate' = not on disk; `eval --source generated` (-C) or `flip-rate --source generated` (-P) "
                   "builds it with corrbench's engine.")
+    console.print("Any dataset has a -C suite: --suite <dataset>-c (e.g. fashion-mnist-c), or --dataset X --suite c "
+                  "for your own data (npy:IMAGES.npy,LABELS.npy, folder:PATH); corrupted files made elsewhere: "
+                  "--dataset X --suite cfolder:PATH (ImageNet-C layout) or cnpy:PATH (CIFAR-10-C layout).",
+                  highlight=False, soft_wrap=True)
 
 
-MAKE_C_HELP = """Write a -C suite to disk in the official layout, generated from the clean test split.
+MAKE_C_HELP = """Write a -C suite to disk in the official layout, generated from the clean test split of any dataset.
 
-32-px datasets (cifar10, cifar100, mnist5k, npy:/folder: data) get the CIFAR-10-C layout: one <corruption>.npy of shape (5·N, 32, 32, 3) uint8 per corruption (severities in blocks of N, test-set order) plus labels.npy. tinyimagenet (64 px) and imagenet (224 px) get the ImageNet-C layout <corruption>/<severity>/<class>/<image>.JPEG, saved as JPEG quality 85 like the published sets.
+The scale family (severity constants) is the one nearest to the images' shorter side (≤ 45 px cifar, ≤ 119 px tiny, else imagenet); images may be non-square. cifar-family data (cifar10, cifar100, mnist5k, mnist, fashion-mnist, small npy:/folder: data) get the CIFAR-10-C layout: one <corruption>.npy of shape (5·N, H, W, 3) uint8 per corruption (severities in blocks of N, test-set order) plus labels.npy. tiny and imagenet families (tinyimagenet, imagenet, larger data) get the ImageNet-C layout <corruption>/<severity>/<class>/<image>.JPEG, saved as JPEG quality 85 like the published sets.
 
-`eval --source generated --seed S` sees exactly these images (same seed, same device type). --out is the suite folder itself (by default where `eval --source files` looks for it); it appears complete or not at all.
+`eval --suite <dataset>-c --source generated --seed S` (for your own data: `--dataset X --suite c`) sees exactly these images (same seed, same device type). --out is the suite folder itself (by default where `eval --source files` looks for it: <data root>/<DATASET>-C, or beside your npy:/folder: data); it appears complete or not at all.
 
 Example: corrbench data make-c --dataset mnist5k --out data/MNIST5K-C
+Example: corrbench data make-c --dataset npy:images.npy,labels.npy     # writes images-C/ beside images.npy
 """
 
 
 @app.command("make-c", help=MAKE_C_HELP)
 def make_c_command(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset whose test split is corrupted, e.g. cifar10, mnist5k, npy:IMAGES.npy,LABELS.npy."),
-    out: Optional[Path] = typer.Option(None, "--out", help="The -C folder to write; must be empty or absent [default: <data root>/<the suite's folder>, e.g. data/CIFAR-10-C]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset whose test split is corrupted: any registered name (cifar10, fashion-mnist, tinyimagenet, …), npy:IMAGES.npy,LABELS.npy or folder:PATH."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Instead of (or with) --dataset, the suite as eval names it: <dataset>-c, c:DATASET, or c with --dataset."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The -C folder to write; must be empty or absent [default: where eval looks: <data root>/<suite folder>, e.g. data/CIFAR-10-C; beside npy:/folder: data]."),
     seed: int = typer.Option(0, help="Generator seed (the --seed of `eval --source generated`)."),
     corruptions: Optional[str] = typer.Option(None, help="Comma-separated subset of corruptions [default: all registered]."),
     severities: Optional[str] = typer.Option(None, help="Comma-separated subset of severities 1-5 (JPEG-folder layouts only)."),
@@ -84,8 +90,14 @@ def make_c_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     from corrbench.cli.common import progress_bars, split_ints, split_names
-    from corrbench.data.make_c import make_c
+    from corrbench.data.make_c import make_c, plan_make_c, suite_to_dataset
 
+    dataset = suite_to_dataset(suite, dataset)
+
+    plan = plan_make_c(dataset, out, seed=seed, corruptions=split_names(corruptions),
+                       severities=split_ints(severities, "--severities"), device=device, data_root=data_root,
+                       overwrite=overwrite)
+    console.print(f"{dataset}: {plan.scale_note}", highlight=False, soft_wrap=True)
     with progress_bars() as progress:
         result = make_c(dataset, out, seed=seed, corruptions=split_names(corruptions),
                         severities=split_ints(severities, "--severities"), device=device, data_root=data_root,
@@ -103,19 +115,24 @@ def make_c_command(
                   f"{result.images:,}", f"{result.bytes / 1e6:.1f}", f"{result.seconds:.1f}",
                   f"{result.images_per_s:,.0f}")
     console.print(table)
-    console.print(_evaluate_hint(dataset, result.out), highlight=False, soft_wrap=True)
+    console.print(_evaluate_hint(dataset, result.out, data_root), highlight=False, soft_wrap=True)
 
 
-def _evaluate_hint(dataset: str, out: Path) -> str:
-    from corrbench.data.suites import SUITES
+def _evaluate_hint(dataset: str, out: Path, data_root: Optional[Path]) -> str:
+    from corrbench.data.datasets import resolve_data_root
+    from corrbench.data.suites import c_suite_spec
 
-    spec = next((spec for _, spec in SUITES.items() if spec.dataset == dataset and spec.kind == "c"), None)
-    if spec is None or not spec.folder:
-        return f"{dataset} has no registered -C suite; read the files with corrbench.data.readers."
+    spec = c_suite_spec(dataset)
+    kind = "cnpy" if spec.layout == "npy" else "cfolder"
+    if Path(spec.folder).is_absolute():   # your own data: the folder beside it
+        if out == Path(spec.folder):
+            return f"Evaluate with: corrbench eval --dataset {dataset} --suite c --source files"
+        return f"Evaluate with: corrbench eval --dataset {dataset} --suite {kind}:{out}"
     if out.name != spec.folder:
         return (f"`eval --suite {spec.name} --source files` reads <data root>/{spec.folder}; rename {out.name} "
-                f"to {spec.folder} to use it.")
-    return f"Evaluate with: corrbench eval --suite {spec.name} --source files --data-root {out.parent}"
+                f"to {spec.folder} to use it, or evaluate with --dataset {dataset} --suite {kind}:{out}.")
+    root = "" if out.parent == resolve_data_root(data_root) else f" --data-root {out.parent}"
+    return f"Evaluate with: corrbench eval --suite {spec.name} --source files{root}"
 
 
 VERIFY_HELP = """Check a -C or -P folder (published or from make-c) and say what is missing or wrong.

@@ -7,10 +7,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from corrbench.cli.common import console, fmt, percent, progress_bars, split_names
+from corrbench.cli import model_options as mo
+from corrbench.cli.common import console, fmt, percent, progress_bars
 
-HELP = """Stability on a -P suite: flip probability and top-5 distance per perturbation, and their means
-(mFP, mT5D; unnormalised, as reported for CIFAR-10-P).
+HELP = """Stability of a run (--checkpoint) or any model (--model, as in `eval`) on a -P suite: flip
+probability and top-5 distance per perturbation, and their means (mFP, mT5D; unnormalised, as reported
+for CIFAR-10-P).
 
 Reads the official files (e.g. CIFAR-10-P under the data root) or generates the sequences from the clean
 test split with corrbench's perturbation engine (--source generated; `corrbench data make-p` writes the
@@ -21,7 +23,8 @@ Example: corrbench flip-rate --checkpoint runs/<run_id> --suite cifar10-p --data
 
 
 def flip_rate(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A run folder (runs/<run_id>) or its checkpoint.pt."),
+    checkpoint: Optional[Path] = mo.CHECKPOINT,
+    model: Optional[str] = mo.MODEL,
     suite: Optional[str] = typer.Option(None, help="A -P suite, e.g. cifar10-p [default: <run's dataset>-p]."),
     source: str = typer.Option("auto", help="auto (official files if present), files, or generated."),
     seed: int = typer.Option(0, help="Seed of the generated sequences (--source generated)."),
@@ -32,16 +35,41 @@ def flip_rate(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder [default: $CORRBENCH_DATA or ./data]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     results: Path = typer.Option(Path("results"), "--results", help="Folder for the results Parquet file."),
+    weights: Optional[str] = mo.WEIGHTS,
+    model_dir: Optional[Path] = mo.MODEL_DIR,
+    mean: Optional[str] = mo.MEAN,
+    std: Optional[str] = mo.STD,
+    input_size: Optional[str] = mo.INPUT_SIZE,
+    interpolation: Optional[str] = mo.INTERPOLATION,
+    crop_pct: Optional[float] = mo.CROP_PCT,
+    class_map: Optional[str] = mo.CLASS_MAP,
+    label: Optional[str] = mo.LABEL,
+    precision: str = mo.PRECISION,
 ) -> None:
-    from corrbench.engine.flip_rate import flip_rate as run_flip_rate
-    from corrbench.engine.runs import default_suite
+    from corrbench.cli.common import (check_device, check_positive, check_results_folder, check_source,
+                                      perturbation_names)
+    from corrbench.errors import check_range
 
-    suite = suite or default_suite(checkpoint, "p")
+    # Everything the command line says is checked before torch loads and before any work.
+    chosen_perturbations = perturbation_names(perturbations, suite)
+    check_range("--difficulty", difficulty, low=1)   # a frame step; noise levels (1-3) are checked per sequence
+    check_positive("--limit", limit)
+    check_positive("--batch-size", batch_size)
+    check_source(source)
+    check_device(device)
+    check_results_folder(results)
+    from corrbench.engine.flip_rate import flip_rate as run_flip_rate
+
+    target, options = mo.model_and_options(checkpoint, model, weights=weights, model_dir=model_dir, mean=mean,
+                                           std=std, input_size=input_size, interpolation=interpolation,
+                                           crop_pct=crop_pct, class_map=class_map, label=label, precision=precision)
+    suite = mo.suite_or_default(suite, checkpoint, "p")
     with progress_bars() as progress:
-        result = run_flip_rate(checkpoint, suite, data_root=data_root, source=source, seed=seed,
-                               perturbations=split_names(perturbations), difficulty=difficulty, limit=limit,
+        result = run_flip_rate(target, suite, options=options, data_root=data_root, source=source, seed=seed,
+                               perturbations=chosen_perturbations, difficulty=difficulty, limit=limit,
                                batch_size=batch_size, device=device, results_dir=results, progress=progress)
-    table = Table(title=f"{suite} ({result.rows['source'].iloc[0]}) — {result.rows['run_id'].iloc[0]} "
+    name = result.rows["label"].iloc[0] if "label" in result.rows else result.rows["run_id"].iloc[0]
+    table = Table(title=f"{suite} ({result.rows['source'].iloc[0]}) — {name} "
                         f"(difficulty {difficulty})")
     for column in ("perturbation", "videos", "flip prob. %", "top-5 dist."):
         table.add_column(column, justify="left" if column == "perturbation" else "right")

@@ -41,6 +41,9 @@ def show(name: str = typer.Argument(..., help="Method name.")) -> None:
 
     Example: corrbench methods show gaussian-noise
     """
+    from corrbench.names import METHODS as METHOD_NAMES, check_name
+
+    check_name("method", name, METHOD_NAMES)   # before torch loads
     from corrbench.methods import METHODS
 
     cls = METHODS.get(name)

@@ -33,18 +33,29 @@ def train(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder [default: $CORRBENCH_DATA or ./data]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: key=value or METHOD.param=value (repeatable)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override: key=value or METHOD.param=value (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue this configuration's run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start this configuration's run again from scratch."),
+    val_every: int = typer.Option(0, "--val-every", metavar="K", help="Clean test error every K epochs and at the last into train_log.parquet (val_error); 0: never. Not part of the run id."),
+    logger: str = typer.Option("none", "--logger", help="Also write the epoch scalars: csv (<run>/scalars.csv) or tensorboard (<run>/tensorboard/, needs the tensorboard extra)."),
 ) -> None:
     from corrbench.config import RunConfig, apply_overrides
-    from corrbench.engine.train import train as run_training
+    from corrbench.writable import RUNS_FREE_BYTES, check_writable_folder
 
+    # Names, paths and numbers first (no torch yet): a typo fails in a fraction of a second.
     config = RunConfig(dataset=dataset, arch=arch, method=method, augment=augment, epochs=epochs,
                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule, seed=seed,
-                       holdout=holdout, data_root=str(data_root) if data_root else None, device=device)
+                       holdout=holdout, data_root=str(data_root) if data_root else None, device=device,
+                       val_every=val_every)
     config = apply_overrides(config, set_ or [])
+    config.check()
+    from corrbench.names import LOGGERS, check_name
+    check_name("logger", logger, LOGGERS)
+    check_writable_folder(runs_dir, "--runs-dir", free_bytes=RUNS_FREE_BYTES)
     resolved = config.resolved()
+    from corrbench.engine.monitor import scalar_logger
+    from corrbench.engine.train import train as run_training
+    on_epoch_end = scalar_logger(logger, runs_dir / resolved.run_id())   # (an unknown --logger fails here, before training)
     if int(os.environ.get("RANK", "0")) != 0:   # under torchrun only rank 0 talks
         run_training(config, runs_dir=runs_dir, resume=resume, overwrite=overwrite)
         return
@@ -52,7 +63,8 @@ def train(
                   f"{resolved.arch}, {resolved.epochs} epochs, batch {resolved.batch_size}, lr {resolved.lr}",
                   highlight=False, soft_wrap=True)
     with progress_bars() as progress:
-        result = run_training(config, runs_dir=runs_dir, resume=resume, overwrite=overwrite, progress=progress)
+        result = run_training(config, runs_dir=runs_dir, resume=resume, overwrite=overwrite, progress=progress,
+                              on_epoch_end=on_epoch_end)
     table = Table(title=f"{result.run_id}")
     log = result.log
     columns = [c for c in log.columns if c not in ("epoch",)]

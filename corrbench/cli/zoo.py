@@ -19,6 +19,10 @@ Example: corrbench zoo resnet18 --image-size 32
 def zoo(arch: Optional[str] = typer.Argument(None, help="Show what this name resolves to."),
         image_size: int = typer.Option(32, "--image-size", help="Input size used to resolve ARCH."),
         num_classes: int = typer.Option(10, "--num-classes", help="Classes used to count ARCH's parameters.")) -> None:
+    from corrbench.cli.common import check_positive
+
+    check_positive("--image-size", image_size)
+    check_positive("--num-classes", num_classes)
     from corrbench.models import count_parameters, create_model, list_archs, resolve_arch
 
     if arch is None:

@@ -7,7 +7,7 @@ Faithful to the reference generators as written down in the corruptions spec (Pa
 from corrbench.corruptions.names import (
     ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, CORRUPTION_FAMILY, EXTRA_CORRUPTIONS, FAMILIES, SCALE_SIZE, SCALES,
 )
-from corrbench.corruptions.checks import scale_for_size
+from corrbench.corruptions.checks import MIN_SIDE, scale_family_for, scale_family_note, scale_for_size
 from corrbench.corruptions.registry import (
     CORRUPTIONS, Corruption, corrupt, get_corruption, list_corruptions, register, severity_parameters,
 )
@@ -19,5 +19,5 @@ import_submodules(__name__, __path__)
 __all__ = [
     "SCALES", "SCALE_SIZE", "BENCHMARK_CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "FAMILIES",
     "CORRUPTION_FAMILY", "Corruption", "CORRUPTIONS", "register", "get_corruption", "list_corruptions",
-    "scale_for_size", "corrupt", "severity_parameters",
+    "scale_for_size", "scale_family_for", "scale_family_note", "MIN_SIDE", "corrupt", "severity_parameters",
 ]

@@ -52,27 +52,27 @@ GLASS_BLUR_SIGMA_DELTA_ITERATIONS = {
 
 
 def shuffle_offsets(images: torch.Tensor, generator: torch.Generator, max_delta: int, iterations: int) -> torch.Tensor:
-    """Glass blur's draws for every image: int8 B×iterations×n×n×2, n = S − 2d, each (dx, dy) uniform
+    """Glass blur's draws for every image: int8 B×iterations×(H−2d)×(W−2d)×2, each (dx, dy) uniform
     on {−d, …, d−1} (NumPy's `randint(-d, d)` excludes d), in the reference's scan order (spec A.5).
     int8 keeps them small: 224-px images need 2·216² pairs per pass."""
-    side = images.shape[-1] - 2 * max_delta
-    shape = (images.shape[0], iterations, side, side, 2)
+    shape = (images.shape[0], iterations, images.shape[-2] - 2 * max_delta, images.shape[-1] - 2 * max_delta, 2)
     span = 2 * max_delta
     if span & (span - 1):  # d = 3: not a power of two, one draw per value
-        return torch.randint(-max_delta, max_delta, shape, generator=generator, device=images.device,
-                             dtype=torch.int8)
+        return torch.randint(-max_delta, max_delta, shape, generator=generator, device=generator.device,
+                             dtype=torch.int8).to(images.device)
     # d = 1, 2, 4: cut log₂(2d)-bit fields from 30-bit random words, ~3× faster than one draw per value
     bits = span.bit_length() - 1
     per_word = _RANDOM_BITS // bits
     count = math.prod(shape)
-    words = torch.empty(-(-count // per_word), dtype=torch.int32, device=images.device).random_(generator=generator)
+    words = torch.empty(-(-count // per_word), dtype=torch.int32, device=generator.device).random_(generator=generator)
+    words = words.to(images.device)
     shifts = torch.arange(per_word, dtype=torch.int32, device=images.device) * bits
     fields = (words.unsqueeze(1) >> shifts) & (span - 1)
     return (fields.reshape(-1)[:count].to(torch.int8) - max_delta).reshape(shape)
 
 
-def _pass_sources(offsets: torch.Tensor, side: int, max_delta: int) -> torch.Tensor:
-    """Flat source index (into S·S) of every visited pixel after one sequential pass, B×n².
+def _pass_sources(offsets: torch.Tensor, height: int, width: int, max_delta: int) -> torch.Tensor:
+    """Flat source index (into H·W) of every visited pixel after one sequential pass, B×(n_h·n_w).
 
     The reference visits h = S−d … d+1 (rows, descending), and within a row w = S−d … d+1, and copies
     v[h, w] ← v[h+dy, w+dx] (its tuple 'swap' assigns through NumPy views, so it is a copy). Each pixel
@@ -81,23 +81,23 @@ def _pass_sources(offsets: torch.Tensor, side: int, max_delta: int) -> torch.Ten
     turns, so pointer jumping (log₂ n² gathers) resolves them exactly; with d = 1 no source is ever
     written earlier (offsets ≤ 0 point up or left, which are visited later) and the pass is one gather.
     """
-    batch, n = offsets.shape[0], side - 2 * max_delta
+    batch, n_h, n_w = offsets.shape[0], height - 2 * max_delta, width - 2 * max_delta
     device = offsets.device
     offsets = offsets.to(torch.int64)
-    turn_row = torch.arange(n, device=device).view(n, 1)          # i-th visited row: h = S − d − i
-    turn_col = torch.arange(n, device=device).view(1, n)          # j-th visited column: w = S − d − j
-    source_h = (side - max_delta - turn_row) + offsets[..., 1]    # B×n×n
-    source_w = (side - max_delta - turn_col) + offsets[..., 0]
-    source = (source_h * side + source_w).reshape(batch, n * n)
+    turn_row = torch.arange(n_h, device=device).view(n_h, 1)      # i-th visited row: h = H − d − i
+    turn_col = torch.arange(n_w, device=device).view(1, n_w)      # j-th visited column: w = W − d − j
+    source_h = (height - max_delta - turn_row) + offsets[..., 1]  # B×n_h×n_w
+    source_w = (width - max_delta - turn_col) + offsets[..., 0]
+    source = (source_h * width + source_w).reshape(batch, n_h * n_w)
     if max_delta == 1:
         return source
-    source_row_turn = side - max_delta - source_h                 # the source's own turn coordinates
-    source_col_turn = side - max_delta - source_w
-    visited = (source_row_turn >= 0) & (source_row_turn < n) & (source_col_turn >= 0) & (source_col_turn < n)
-    turn = (turn_row * n + turn_col).expand(batch, n, n)
-    source_turn = source_row_turn * n + source_col_turn
+    source_row_turn = height - max_delta - source_h               # the source's own turn coordinates
+    source_col_turn = width - max_delta - source_w
+    visited = (source_row_turn >= 0) & (source_row_turn < n_h) & (source_col_turn >= 0) & (source_col_turn < n_w)
+    turn = (turn_row * n_w + turn_col).expand(batch, n_h, n_w)
+    source_turn = source_row_turn * n_w + source_col_turn
     written_before = visited & (source_turn < turn)
-    link = torch.where(written_before, source_turn, turn).reshape(batch, n * n)
+    link = torch.where(written_before, source_turn, turn).reshape(batch, n_h * n_w)
     while True:  # pointer jumping: terminal turns point to themselves
         jumped = link.gather(1, link)
         if torch.equal(jumped, link):
@@ -107,26 +107,27 @@ def _pass_sources(offsets: torch.Tensor, side: int, max_delta: int) -> torch.Ten
 
 
 def local_shuffle(images: torch.Tensor, offsets: torch.Tensor, max_delta: int) -> torch.Tensor:
-    """Spec A.5 step 2: the reference's sequential pixel shuffle of uint8 images B×C×S×S, exactly, with
-    the per-image draws `offsets` B×iterations×n×n×2 ((dx, dy) in scan order)."""
-    batch, channels, side, _ = images.shape
-    n = side - 2 * max_delta
-    inner = torch.arange(max_delta + 1, side - max_delta + 1, device=images.device).flip(0)  # scan order
-    visited = (inner.view(n, 1) * side + inner.view(1, n)).reshape(1, n * n)
-    identity = torch.arange(side * side, device=images.device).expand(batch, side * side)
-    pixels = images.reshape(batch, channels, side * side)
+    """Spec A.5 step 2: the reference's sequential pixel shuffle of uint8 images B×C×H×W, exactly, with
+    the per-image draws `offsets` B×iterations×(H−2d)×(W−2d)×2 ((dx, dy) in scan order)."""
+    batch, channels, height, width = images.shape
+    rows = torch.arange(max_delta + 1, height - max_delta + 1, device=images.device).flip(0)  # scan order
+    cols = torch.arange(max_delta + 1, width - max_delta + 1, device=images.device).flip(0)
+    visited = (rows.view(-1, 1) * width + cols.view(1, -1)).reshape(1, -1)
+    identity = torch.arange(height * width, device=images.device).expand(batch, height * width)
+    pixels = images.reshape(batch, channels, height * width)
     for iteration in range(offsets.shape[1]):
-        sources = identity.scatter(1, visited.expand(batch, -1), _pass_sources(offsets[:, iteration], side, max_delta))
-        pixels = pixels.gather(2, sources.unsqueeze(1).expand(batch, channels, side * side))
+        sources = identity.scatter(1, visited.expand(batch, -1),
+                                   _pass_sources(offsets[:, iteration], height, width, max_delta))
+        pixels = pixels.gather(2, sources.unsqueeze(1).expand(batch, channels, height * width))
     return pixels.reshape(images.shape)
 
 
 def _take_offsets(draws: object, images: torch.Tensor, max_delta: int, iterations: int) -> torch.Tensor:
-    side = images.shape[-1] - 2 * max_delta
-    shape = (images.shape[0], iterations, side, side, 2)
+    shape = (images.shape[0], iterations, images.shape[-2] - 2 * max_delta, images.shape[-1] - 2 * max_delta, 2)
     if not isinstance(draws, torch.Tensor) or tuple(draws.shape) != shape or draws.is_floating_point():
         got = f"{draws.dtype} {tuple(draws.shape)}" if isinstance(draws, torch.Tensor) else type(draws).__name__
         raise ValueError(f"glass_blur: draws must be an integer tensor B×iterations×n×n×2 = {shape} "
+                         f"(n×n = (H−2d)×(W−2d)) "
                          f"of (dx, dy) in scan order, got {got}")
     if bool(((draws < -max_delta) | (draws >= max_delta)).any()):
         raise ValueError(f"glass_blur: every offset must lie in [{-max_delta}, {max_delta - 1}]")
@@ -140,8 +141,8 @@ def glass_blur(images: torch.Tensor, severity: int, *, scale: str,
     """Spec A.5: v = trunc(255·gaussian(u/255, σ)); `iterations` sequential local shuffles of v (each
     visited pixel copies a neighbour at offset (dx, dy) ∈ {−d … d−1}²); trunc(255·clip(gaussian(v/255, σ))).
 
-    draws: the offsets, int B×iterations×n×n×2 with n = S − 2d; [b, it, i, j] = (dx, dy) drawn at row
-    h = S−d−i, column w = S−d−j (the reference's `np.random.randint(-d, d, size=2)` calls, in its order).
+    draws: the offsets, int B×iterations×(H−2d)×(W−2d)×2; [b, it, i, j] = (dx, dy) drawn at row
+    h = H−d−i, column w = W−d−j (the reference's `np.random.randint(-d, d, size=2)` calls, in its order).
     """
     sigma, max_delta, iterations = GLASS_BLUR_SIGMA_DELTA_ITERATIONS[scale][severity - 1]
     offsets = (shuffle_offsets(images, generator, max_delta, iterations) if draws is None

@@ -10,11 +10,22 @@ def working_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+def divide(x: torch.Tensor, divisor: float) -> torch.Tensor:
+    """x / divisor correctly rounded on every device.
+
+    PyTorch's CUDA kernel turns division by a Python scalar into multiplication by its reciprocal, a
+    second rounding: (u·(1/255))·255 floors to u − 1 for 24 of the 256 byte values, where the CPU's u/255
+    gives u back. Dividing by a 0-dim tensor on the same device keeps IEEE division there.
+    """
+    return x / torch.tensor(divisor, dtype=x.dtype, device=x.device)
+
+
 def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """x = u / 255 in the working dtype (the reference's `np.array(img) / 255.`)."""
-    return images.to(working_dtype(images.device)) / 255.0
+    """x = u / 255 in the working dtype (the reference's `np.array(img) / 255.`), bit-identical on every
+    device (see `divide`)."""
+    return divide(images.to(working_dtype(images.device)), 255.0)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """`np.uint8(np.clip(x, 0, 1) * 255)`: clip, scale, then truncate (floor), never round (spec 0.1)."""
-    return x.clamp(0.0, 1.0).mul(255.0).floor_().to(torch.uint8)
+    return x.clamp(0.0, 1.0).mul_(255.0).floor_().to(torch.uint8)

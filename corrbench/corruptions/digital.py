@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import io
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 import torch
@@ -11,7 +13,6 @@ from PIL import Image
 
 from corrbench.corruptions.convert import to_unit, to_uint8
 from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
-from corrbench.corruptions.names import SCALE_SIZE
 from corrbench.corruptions.registry import register
 from corrbench.corruptions.resample import box_resize
 
@@ -26,8 +27,9 @@ def channel_means(x: torch.Tensor) -> torch.Tensor:
     """`np.mean(x_hwc, axis=(0, 1))` per image and channel, shape B×3×1×1.
 
     NumPy adds the pixels one after another in row-major order here (the kept channel axis is the
-    inner loop), and a running cumsum reproduces that order exactly on the CPU (a parallel scan on
-    CUDA may differ in the last bit, which can flip a rare truncation).
+    inner loop), and a running cumsum reproduces that order exactly on the CPU. A parallel scan on
+    CUDA adds in another order (a different last bit flips rare truncations), so callers on other
+    devices compute the means on the CPU (`contrast` does).
     """
     b, c, h, w = x.shape
     total = torch.cumsum(x.reshape(b, c, h * w), dim=2)[:, :, -1]
@@ -40,7 +42,8 @@ def contrast(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor
     """Spec A.12: m = per-image channel mean of x = u/255; trunc(255·clip((x − m)·c + m, 0, 1))."""
     factor = CONTRAST_FACTOR[scale][severity - 1]
     x = to_unit(images)
-    means = channel_means(x)
+    # the CPU's sequential sum on every device: a B×3 result, from the uint8 pixels (a small copy)
+    means = channel_means(x if x.device.type == "cpu" else to_unit(images.cpu())).to(x.device)
     return to_uint8((x - means) * factor + means)
 
 
@@ -55,10 +58,10 @@ PIXELATE_FACTOR = {
           parameters="downscale factor c: BOX-resize to int(S·c) px and back", spec="A.14")
 def pixelate(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
     """Spec A.14: Pillow `resize((k, k), BOX)` with k = int(S·c), then `resize((S, S), BOX)`, both
-    emulated exactly in integers (G9)."""
+    emulated exactly in integers (G9). H×W images: int(H·c)×int(W·c) and back (as imagecorruptions)."""
     factor = PIXELATE_FACTOR[scale][severity - 1]
-    side = SCALE_SIZE[scale]
-    return box_resize(box_resize(images, int(side * factor)), side)
+    height, width = images.shape[-2:]
+    return box_resize(box_resize(images, (int(height * factor), int(width * factor))), (height, width))
 
 
 JPEG_QUALITY = {
@@ -110,14 +113,32 @@ def jpeg_compression(images: torch.Tensor, severity: int, *, scale: str) -> torc
     """Spec A.15: Pillow JPEG save at the table's quality (Pillow defaults: baseline, 4:2:0), then
     decode (G16). A codec, so it runs on the CPU and the result comes back to the images' device:
     through torchvision's batched CPU codec (~2.5× faster) when it reproduces Pillow's bytes, else
-    Pillow image by image."""
+    Pillow image by image; either way on `torch.get_num_threads()` threads (both codecs release the GIL)."""
     quality = JPEG_QUALITY[scale][severity - 1]
+    host = images.cpu().contiguous()   # the whole batch at once (whole_batch below): one thread pool
     if images.shape[0] and torchvision_matches_pillow(quality):
-        decoded = _torchvision_round_trip(images.cpu().contiguous(), quality)
-        return decoded.to(images.device)
-    hwc = images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    decoded = np.stack([_jpeg_round_trip(image, quality) for image in hwc])
-    return torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous().to(images.device)
+        def round_trip(part: torch.Tensor) -> torch.Tensor:
+            return _torchvision_round_trip(part, quality)
+    else:
+        def round_trip(part: torch.Tensor) -> torch.Tensor:
+            hwc = part.permute(0, 2, 3, 1).contiguous().numpy()
+            decoded = np.stack([_jpeg_round_trip(image, quality) for image in hwc])
+            return torch.from_numpy(decoded).permute(0, 3, 1, 2)
+    return codec_map(round_trip, host).contiguous().to(images.device)
+
+
+jpeg_compression.whole_batch = True   # the registry's CPU chunking would starve the codec threads
+
+
+def codec_map(round_trip: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """`round_trip` over contiguous parts of a CPU batch on `torch.get_num_threads()` threads, in order."""
+    workers = min(torch.get_num_threads(), images.shape[0] // 4)
+    if workers <= 1:
+        return round_trip(images)
+    bounds = np.linspace(0, images.shape[0], workers + 1).astype(int)
+    parts = [images[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(workers) as pool:
+        return torch.cat(list(pool.map(round_trip, parts)))
 
 
 SATURATE_SCALE_SHIFT = {

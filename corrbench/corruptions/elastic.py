@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from corrbench.corruptions.chunks import map_chunks
-from corrbench.corruptions.convert import to_uint8, working_dtype
+from corrbench.corruptions.convert import divide, to_uint8, working_dtype
 from corrbench.corruptions.filters import gaussian_taps
 from corrbench.corruptions.registry import register
 
@@ -60,15 +60,16 @@ class ElasticDraws(NamedTuple):
 
 def draw_elastic(images: torch.Tensor, generator: torch.Generator) -> ElasticDraws:
     """Independent elastic draws for every image of `images`, in the working dtype on their device."""
-    batch, size = images.shape[0], images.shape[-1]
-    options = dict(generator=generator, device=images.device, dtype=working_dtype(images.device))
+    batch, height, width = images.shape[0], *images.shape[-2:]
+    options = dict(generator=generator, device=generator.device, dtype=working_dtype(images.device))
     affine = torch.rand(batch, 3, 2, **options)
-    return ElasticDraws(affine, torch.rand(batch, size, size, **options), torch.rand(batch, size, size, **options))
+    draws = (affine, torch.rand(batch, height, width, **options), torch.rand(batch, height, width, **options))
+    return ElasticDraws(*(d.to(images.device) for d in draws))
 
 
 def _take_draws(draws: object, images: torch.Tensor) -> ElasticDraws:
-    batch, size = images.shape[0], images.shape[-1]
-    shapes = ((batch, 3, 2), (batch, size, size), (batch, size, size))
+    batch, height, width = images.shape[0], *images.shape[-2:]
+    shapes = ((batch, 3, 2), (batch, height, width), (batch, height, width))
     if not isinstance(draws, (tuple, list)) or len(draws) != 3 or any(
             not isinstance(d, torch.Tensor) or tuple(d.shape) != s for d, s in zip(draws, shapes)):
         raise ValueError(f"elastic_transform: draws must be ElasticDraws(affine {shapes[0]}, dx {shapes[1]}, "
@@ -79,14 +80,16 @@ def _take_draws(draws: object, images: torch.Tensor) -> ElasticDraws:
 
 # ---- the affine step (G11) ------------------------------------------------------------------------
 
-def source_points(size: int) -> tuple[tuple[float, float], ...]:
-    """pts1: (cs+ss, cs+ss), (cs+ss, cs−ss), (cs−ss, cs−ss) with cs = S//2, ss = S//3, as (x, y)."""
-    centre, half = float(size // 2), size // 3
-    return ((centre + half, centre + half), (centre + half, centre - half), (centre - half, centre - half))
+def source_points(size: int | tuple[int, int]) -> tuple[tuple[float, float], ...]:
+    """pts1: (cs+ss, cs+ss), (cs+ss, cs−ss), (cs−ss, cs−ss) with cs = S//2, ss = S//3, as (x, y).
+    H×W images (`size` = (H, W)): centre (W//2, H//2), ss = min(H, W)//3."""
+    height, width = (size, size) if isinstance(size, int) else size
+    cx, cy, half = float(width // 2), float(height // 2), min(height, width) // 3
+    return ((cx + half, cy + half), (cx + half, cy - half), (cx - half, cy - half))
 
 
 @functools.lru_cache(maxsize=None)
-def _affine_solver(size: int) -> tuple[tuple, tuple]:
+def _affine_solver(size: int | tuple[int, int]) -> tuple[tuple, tuple]:
     """OpenCV's `getAffineTransform` solves a 6×6 system by LU with partial pivoting (hal::LU64f,
     3.x–5.0: b_j += α·b_i, then b_i = (b_i − Σ a_ik·b_k) / a_ii). Its matrix depends only on pts1,
     so the elimination is run once here, in the same double arithmetic, and recorded as the
@@ -112,7 +115,7 @@ def _affine_solver(size: int) -> tuple[tuple, tuple]:
     return tuple(forward), backward
 
 
-def get_affine_transform(size: int, targets: torch.Tensor) -> torch.Tensor:
+def get_affine_transform(size: int | tuple[int, int], targets: torch.Tensor) -> torch.Tensor:
     """`cv2.getAffineTransform(pts1, pts2)` for every image: B×2×3 from pts2 (B×3×2, (x, y)), in
     the dtype of `targets` (float64 as OpenCV, except on MPS)."""
     forward, backward = _affine_solver(size)
@@ -126,7 +129,7 @@ def get_affine_transform(size: int, targets: torch.Tensor) -> torch.Tensor:
         s = b[i]
         for k, a in terms:
             s = s - a * b[k]
-        b[i] = s / pivot
+        b[i] = divide(s, pivot)  # not s·(1/pivot), which CUDA computes for a Python-scalar divisor
     return torch.stack(b, dim=1).reshape(-1, 2, 3)
 
 
@@ -142,11 +145,11 @@ def invert_affine(matrices: torch.Tensor) -> torch.Tensor:
 
 
 def _unfold_reflect101(x: torch.Tensor) -> torch.Tensor:
-    """B×C×(2S−1)×(2S−1): x extended by OpenCV's REFLECT_101 (`gfedcb|abcdefgh|gfedcba`, which is
+    """B×C×(2H−1)×(2W−1): x extended by OpenCV's REFLECT_101 (`gfedcb|abcdefgh|gfedcba`, which is
     torch's 'reflect' pad), one whole period 2S − 2 plus one, so that every position p folded
     into the period, and p + 1, index it directly."""
-    size = x.shape[-1]
-    return F.pad(x, (0, size - 1, 0, size - 1), mode="reflect")
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, width - 1, 0, height - 1), mode="reflect")
 
 
 def _fold(index: torch.Tensor, period: int) -> torch.Tensor:
@@ -167,9 +170,9 @@ def _gather_pixels(x: torch.Tensor, flat_index: torch.Tensor, offset: int = 0) -
 
 def _corner_indices(x: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Flat index of (row, col) in the REFLECT_101 extension of x, and the stride of one row."""
-    size = x.shape[-1]
-    period, width = 2 * size - 2, 2 * size - 1
-    return _fold(row, period) * width + _fold(col, period), width
+    height, size = x.shape[-2:]
+    width = 2 * size - 1
+    return _fold(row, 2 * height - 2) * width + _fold(col, 2 * size - 2), width
 
 
 def _reflect101_corners(x: torch.Tensor, col: torch.Tensor,
@@ -177,16 +180,15 @@ def _reflect101_corners(x: torch.Tensor, col: torch.Tensor,
     """(extended x, flat index of (row, col) in it, row stride) for gathering (row, col) and its +1
     neighbours under REFLECT_101. Usually the positions stray only a few pixels outside the image:
     then x is padded just that far (same values, a fraction of the whole-period extension)."""
-    size = x.shape[-1]
-    low = torch.minimum(row.min(), col.min()).item()
-    high = torch.maximum(row.max(), col.max()).item() + 1   # the +1 neighbour
-    before, after = max(0, -low), max(0, high - (size - 1))
-    if before > size - 1 or after > size - 1:  # reflect pad covers at most one reflection
+    height, size = x.shape[-2:]
+    top, bottom = max(0, -row.min().item()), max(0, row.max().item() + 1 - (height - 1))   # +1: the neighbour
+    left, right = max(0, -col.min().item()), max(0, col.max().item() + 1 - (size - 1))
+    if max(top, bottom) > height - 1 or max(left, right) > size - 1:  # reflect pad covers one reflection
         corner, width = _corner_indices(x, col, row)
         return _unfold_reflect101(x), corner, width
-    width = size + before + after
-    extended = F.pad(x, (before, after, before, after), mode="reflect") if before or after else x
-    return extended, (row + before) * width + (col + before), width
+    width = size + left + right
+    extended = F.pad(x, (left, right, top, bottom), mode="reflect") if top or bottom or left or right else x
+    return extended, (row + top) * width + (col + left), width
 
 
 def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
@@ -197,15 +199,15 @@ def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     (X & 31)/32; the bilinear weights are float32 products from OpenCV's 32×32 table and the sum is
     `((p00·w00 + p01·w01) + p10·w10) + p11·w11` in float32 (remapBilinear).
     """
-    size = x.shape[-1]
-    coords = torch.arange(size, device=x.device, dtype=inverse.dtype)
+    cols = torch.arange(x.shape[-1], device=x.device, dtype=inverse.dtype)
+    rows = torch.arange(x.shape[-2], device=x.device, dtype=inverse.dtype)
     a = [v[:, None] for v in inverse.reshape(-1, 6).unbind(1)]
     scale, delta = float(1 << _AB_BITS), 1 << (_AB_BITS - _INTER_BITS - 1)
     shift, mask = _AB_BITS - _INTER_BITS, (1 << _INTER_BITS) - 1
-    x_steps = torch.round(a[0] * coords * scale).long()                     # adelta[x]
-    y_steps = torch.round(a[3] * coords * scale).long()                     # bdelta[x]
-    x_rows = torch.round((a[1] * coords + a[2]) * scale).long() + delta     # X0[y]
-    y_rows = torch.round((a[4] * coords + a[5]) * scale).long() + delta     # Y0[y]
+    x_steps = torch.round(a[0] * cols * scale).long()                       # adelta[x]
+    y_steps = torch.round(a[3] * cols * scale).long()                       # bdelta[x]
+    x_rows = torch.round((a[1] * rows + a[2]) * scale).long() + delta       # X0[y]
+    y_rows = torch.round((a[4] * rows + a[5]) * scale).long() + delta       # Y0[y]
     fixed_x = (x_rows[:, :, None] + x_steps[:, None, :]) >> shift           # B×y×x, in 1/32 px
     fixed_y = (y_rows[:, :, None] + y_steps[:, None, :]) >> shift
     fx = (fixed_x & mask).to(torch.float32).div_(1 << _INTER_BITS)[:, None]
@@ -247,15 +249,15 @@ def warp_affine_opencv5(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     their fractions, v0 = fma(α, p01 − p00, p00), v1 = fma(α, p11 − p10, p10) and
     out = fma(β, v1 − v0, v0), all float32.
     """
-    size = x.shape[-1]
-    grid = torch.arange(size, device=x.device, dtype=torch.float32)
+    height, size = x.shape[-2:]
+    grid = torch.arange(height, device=x.device, dtype=torch.float32)
     m = [v.to(torch.float32)[:, None] for v in inverse.reshape(-1, 6).unbind(1)]
     x_rows = (grid * m[1] + m[2])[:, :, None]                               # per destination row y
     y_rows = (grid * m[4] + m[5])[:, :, None]
-    columns = grid[None, None, :]
-    src_x = fused_multiply_add(m[0][:, :, None].expand(-1, size, size), columns.expand(len(x), size, size),
+    columns = torch.arange(size, device=x.device, dtype=torch.float32)[None, None, :]
+    src_x = fused_multiply_add(m[0][:, :, None].expand(-1, height, size), columns.expand(len(x), height, size),
                                x_rows.expand(-1, -1, size))
-    src_y = fused_multiply_add(m[3][:, :, None].expand(-1, size, size), columns.expand(len(x), size, size),
+    src_y = fused_multiply_add(m[3][:, :, None].expand(-1, height, size), columns.expand(len(x), height, size),
                                y_rows.expand(-1, -1, size))
     col, row = torch.floor(src_x), torch.floor(src_y)
     alpha, beta = (src_x - col)[:, None], (src_y - row)[:, None]
@@ -294,9 +296,9 @@ def smooth_field(field: torch.Tensor, sigma: float) -> torch.Tensor:
     """
     if sigma <= 1e-15:
         return field
-    size = field.shape[-1]
-    kernel = _smoothing_matrix(float(sigma), size, str(field.device), field.dtype)
-    return kernel @ field @ kernel.T
+    rows = _smoothing_matrix(float(sigma), field.shape[-2], str(field.device), field.dtype)
+    cols = _smoothing_matrix(float(sigma), field.shape[-1], str(field.device), field.dtype)
+    return rows @ field @ cols.T
 
 
 def _map_reflect(c: torch.Tensor, size: int) -> torch.Tensor:
@@ -312,9 +314,9 @@ def _map_reflect(c: torch.Tensor, size: int) -> torch.Tensor:
     if low >= -size and high < period:  # within one reflection: the branches reduce to these
         below = torch.where(c > -1e-15, 1e-15, -c) - 1
         return torch.where(c < 0, below, torch.where(c >= size, (period - c) - 1, c))
-    below = torch.where(c < -period, period * torch.trunc(-c / period) + c, c)
+    below = torch.where(c < -period, period * torch.trunc(divide(-c, period)) + c, c)
     below = torch.where(below < -size, below + period, torch.where(below > -1e-15, 1e-15, -below) - 1)
-    above = c - period * torch.trunc(c / period)
+    above = c - period * torch.trunc(divide(c, period))
     above = torch.where(above >= size, (period - above) - 1, above)
     return torch.where(c < 0, below, torch.where(c > size - 1, above, c))
 
@@ -327,8 +329,8 @@ def map_coordinates_reflect(x: torch.Tensor, rows: torch.Tensor, cols: torch.Ten
     S → S − 1, and sums ((v·wy)·wx) over the corners in row-major order in double, then casts to
     the image dtype.
     """
-    size, dtype = x.shape[-1], rows.dtype
-    cy, cx = _map_reflect(rows, size), _map_reflect(cols, size)
+    height, size, dtype = x.shape[-2], x.shape[-1], rows.dtype
+    cy, cx = _map_reflect(rows, height), _map_reflect(cols, size)
     y0, x0 = torch.floor(cy), torch.floor(cx)
     wy0, wx0 = 1.0 - (cy - y0), 1.0 - (cx - x0)
     wy1, wx1 = (1.0 - wy0)[:, None], (1.0 - wx0)[:, None]
@@ -369,9 +371,10 @@ def elastic_transform(images: torch.Tensor, severity: int, *, scale: str,
 
 def _elastic(images: torch.Tensor, draws: ElasticDraws, *, alpha: float, sigma: float, jitter: float,
              warp: str) -> torch.Tensor:
-    size, device = images.shape[-1], images.device
+    height, width, device = images.shape[-2], images.shape[-1], images.device
+    size = height if height == width else (height, width)
     field_dtype = working_dtype(device)
-    x = images.to(torch.float32) / 255.0  # np.array(img, float32) / 255. stays float32
+    x = divide(images.to(torch.float32), 255.0)  # np.array(img, float32) / 255. stays float32
     # pts2 = pts1 + float32(uniform(−A, A)), added in float32
     sources = torch.tensor(source_points(size), device=device, dtype=torch.float32)
     offsets = (-jitter + (jitter - -jitter) * draws.affine).to(torch.float32)
@@ -383,5 +386,6 @@ def _elastic(images: torch.Tensor, draws: ElasticDraws, *, alpha: float, sigma: 
     fields = -1.0 + (1.0 - -1.0) * torch.cat((draws.dx, draws.dy))
     fields = (smooth_field(fields, sigma) * alpha).to(torch.float32).to(field_dtype)
     dx, dy = fields.split(images.shape[0])
-    grid = torch.arange(size, device=device, dtype=field_dtype)
-    return to_uint8(map_coordinates_reflect(x, grid[:, None] + dy, grid[None, :] + dx))
+    rows = torch.arange(height, device=device, dtype=field_dtype)
+    cols = torch.arange(width, device=device, dtype=field_dtype)
+    return to_uint8(map_coordinates_reflect(x, rows[:, None] + dy, cols[None, :] + dx))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from corrbench.corruptions.convert import divide
+
 # For each hue sector i = floor(6H) mod 6, which of (v, q, p, t) each output channel takes:
 # 0 → (v,t,p), 1 → (q,v,p), 2 → (p,v,t), 3 → (p,q,v), 4 → (t,p,v), 5 → (v,p,q).
 _V, _Q, _P, _T = 0, 1, 2, 3
@@ -27,7 +29,7 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     # scikit-image writes red, then green, then blue where each channel is the max: blue wins ties.
     hue = torch.where(b == value, 4.0 + (r - g) / delta,
                       torch.where(g == value, 2.0 + (b - r) / delta, (g - b) / delta))
-    hue = hue / 6.0
+    hue = divide(hue, 6.0)
     hue = torch.where(hue < 0, hue + 1.0, hue)  # NumPy's `% 1.` for hue/6 in [−1/6, 5/6]
     hue = torch.where(grey, 0.0, hue)
     return torch.stack((hue, saturation, value), dim=1)

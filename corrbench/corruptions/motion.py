@@ -157,8 +157,8 @@ MOTION_BLUR_ANGLE_RANGE = (-45.0, 45.0)
 
 def motion_blur_angles(images: torch.Tensor, generator: torch.Generator, low: float, high: float) -> torch.Tensor:
     """One angle per image, U(low, high) degrees, as NumPy's `uniform(low, high)` = low + (high − low)·U."""
-    uniform = torch.rand(images.shape[0], generator=generator, device=images.device,
-                         dtype=working_dtype(images.device))
+    uniform = torch.rand(images.shape[0], generator=generator, device=generator.device,
+                         dtype=working_dtype(images.device)).to(images.device)
     return low + (high - low) * uniform
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
-from corrbench.corruptions.chunks import CPU_CHUNK_VALUES
-from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
-from corrbench.corruptions.draws import standard_normal, take_draws, uniform
+from corrbench.corruptions.chunks import CPU_CHUNK_VALUES, map_chunks
+from corrbench.corruptions.convert import divide, to_uint8, to_unit, working_dtype
+from corrbench.corruptions.draws import poisson, standard_normal, take_draws
 from corrbench.corruptions.registry import register
 
 GAUSSIAN_NOISE_SIGMA = {
@@ -32,7 +33,7 @@ def gaussian_noise(images: torch.Tensor, severity: int, *, scale: str,
     """
     sigma = GAUSSIAN_NOISE_SIGMA[scale][severity - 1]
     z = standard_normal(images, generator) if draws is None else take_draws(draws, images, "gaussian_noise", "draws")
-    return to_uint8(to_unit(images) + sigma * z)
+    return map_chunks(lambda u, z: to_uint8(to_unit(u).add_(z.mul(sigma))), images, z)
 
 
 SHOT_NOISE_RATE = {
@@ -71,7 +72,7 @@ def shot_noise_tables(rate: int) -> tuple[torch.Tensor, torch.Tensor]:
     # k = 0..2c+100 holds all the mass (λ ≤ c; beyond, pmf < 1e-40): k ≥ c is summed, not 1 − cdf
     counts = torch.arange(2 * rate + 101, dtype=torch.float64)[None, :]
     pmf = torch.exp(torch.xlogy(counts, rates) - rates - torch.lgamma(counts + 1))
-    byte_of_count = to_uint8(counts[0] / rate).long()                       # k ≥ c all give 255
+    byte_of_count = to_uint8(divide(counts[0], rate)).long()               # k ≥ c all give 255
     law = torch.zeros(_BYTES, _BYTES, dtype=torch.float64).index_add_(1, byte_of_count, pmf)
     columns = [_alias_columns(row) for row in law.tolist()]  # one-off per rate (~30 ms on the CPU)
     threshold = torch.tensor([t for t, _ in columns], dtype=torch.float64).flatten()
@@ -84,7 +85,8 @@ def sample_shot_noise(images: torch.Tensor, rate: int, generator: torch.Generato
     one float64 uniform per value (bin ⌊256·u⌋ and fraction 256·u − bin, both exact). About 4× faster
     than torch.poisson on the CPU; every byte has the reference's distribution given its pixel."""
     threshold, alias = (t.to(images.device) for t in shot_noise_tables(rate))
-    uniforms = torch.rand(images.numel(), generator=generator, device=images.device, dtype=torch.float64)
+    uniforms = torch.rand(images.numel(), generator=generator, device=generator.device,
+                          dtype=torch.float64).to(images.device)
     values = images.reshape(-1)
     out = torch.empty_like(values)
     step = CPU_CHUNK_VALUES if images.device.type == "cpu" else max(1, values.numel())  # CPU: stay in cache
@@ -115,9 +117,9 @@ def shot_noise(images: torch.Tensor, severity: int, *, scale: str,
         return sample_shot_noise(images, rate, generator)
     x = to_unit(images)
     # Counts are integers: sampling at float32 rates changes nothing but the speed (~3×).
-    counts = (torch.poisson((x * rate).float(), generator=generator).to(x.dtype) if draws is None
+    counts = (poisson((x * rate).float(), generator).to(x.dtype) if draws is None
               else take_draws(draws, images, "shot_noise", "draws"))
-    return to_uint8(counts / rate)
+    return to_uint8(divide(counts, rate))
 
 
 IMPULSE_NOISE_AMOUNT = {
@@ -138,8 +140,10 @@ def impulse_noise(images: torch.Tensor, severity: int, *, scale: str,
     where flip ≤ c, by 255 where salt ≤ 0.5, else by 0.
     """
     amount = IMPULSE_NOISE_AMOUNT[scale][severity - 1]
-    if draws is None:
-        flip, salt = uniform(images, generator), uniform(images, generator)
+    if draws is None:  # float32 uniforms compared in float32 against exact float32 thresholds
+        flip, salt = (torch.rand(images.shape, generator=generator, device=generator.device).to(images.device)
+                      for _ in range(2))
+        amount = at_most_float32(amount)
     else:
         if not isinstance(draws, (tuple, list)) or len(draws) != 2:
             raise ValueError("impulse_noise: draws must be a pair (flip, salt) of U[0, 1) tensors")
@@ -148,6 +152,15 @@ def impulse_noise(images: torch.Tensor, severity: int, *, scale: str,
     # Survivors come back unchanged: trunc(255·(v/255)) = v for every v (spec 0.1), so integers suffice.
     replaced = (salt <= 0.5).to(torch.uint8) * 255
     return torch.where(flip <= amount, replaced, images)
+
+
+def at_most_float32(value: float) -> float:
+    """The largest float32 t ≤ value: for any float32 u, u ≤ t exactly when u ≤ value, so comparing
+    float32 draws against t gives what comparing them widened to float64 against value gives."""
+    t = np.float32(value)
+    if float(t) > value:
+        t = np.nextafter(t, np.float32(-np.inf))
+    return float(t)
 
 
 SPECKLE_NOISE_SIGMA = {
@@ -167,6 +180,9 @@ def speckle_noise(images: torch.Tensor, severity: int, *, scale: str,
     """
     sigma = SPECKLE_NOISE_SIGMA[scale][severity - 1]
     z = standard_normal(images, generator) if draws is None else take_draws(draws, images, "speckle_noise", "draws")
-    x = to_unit(images)
-    return to_uint8(x + x * (sigma * z))
+
+    def speckle(u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = to_unit(u)
+        return to_uint8(x + x * (sigma * z))
+    return map_chunks(speckle, images, z)
 

@@ -6,10 +6,11 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from corrbench.errors import InvalidValueError, LayoutError, UnknownNameError
+from corrbench.errors import UnknownNameError
 from corrbench.registry import Registry
+from corrbench.corruptions.chunks import map_chunks
 from corrbench.corruptions.checks import (
-    check_generator, check_image_layout, check_images, check_scale, check_severity, scale_for_size,
+    check_generator, check_image_layout, check_images, check_scale, check_severity, scale_family_for,
 )
 from corrbench.corruptions.names import (
     ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, CORRUPTION_FAMILY, EXTRA_CORRUPTIONS, FAMILIES, SCALES, SUBSETS,
@@ -36,9 +37,10 @@ class Corruption:
 
     def __call__(self, images: torch.Tensor, severity: int, *, scale: str,
                  generator: torch.Generator | None = None, draws: Any = None) -> torch.Tensor:
-        """Corrupt uint8 images B×3×S×S at `severity` 1..5 with the constants of `scale`.
+        """Corrupt uint8 images B×3×H×W at `severity` 1..5 with the constants of `scale`.
 
-        Stochastic corruptions draw from `generator` (on the images' device) unless `draws` are given;
+        Stochastic corruptions draw from `generator` (a CPU one gives the same bytes on every device;
+        one on the images' device draws there) unless `draws` are given;
         deterministic ones ignore `generator`. Returns uint8 of the same shape on the same device.
         """
         severity = check_severity(severity)
@@ -48,7 +50,10 @@ class Corruption:
         if not self.stochastic:
             if draws is not None:
                 raise ValueError(f"{self.name} is deterministic and takes no draws")
-            return self.fn(images, severity, scale=scale)
+            if getattr(self.fn, "whole_batch", False):
+                return self.fn(images, severity, scale=scale)
+            # each image on its own: cache-sized chunks on the CPU, one call elsewhere (same bytes)
+            return map_chunks(lambda part: self.fn(part, severity, scale=scale), images)
         if draws is None:
             check_generator(generator, images, self.name)
         return self.fn(images, severity, scale=scale, generator=generator, draws=draws)
@@ -102,18 +107,17 @@ def severity_parameters(corruption: str, scale: str) -> tuple:
 
 def corrupt(images: torch.Tensor, corruption: str, severity: int, *, scale: str | None = None,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply `corruption` at `severity` (1..5) to uint8 images B×3×S×S on any device.
+    """Apply `corruption` at `severity` (1..5) to uint8 images B×3×H×W on any device.
 
-    `scale` picks the constants (cifar, tiny, imagenet); None takes the family whose side is S.
-    Stochastic corruptions need `generator`, a torch.Generator on the images' device: each image gets
-    independent draws, and the same seed gives the same bytes on the same device.
+    `scale` picks the constants (cifar, tiny, imagenet); None takes `scale_family_for(H, W)` (the family
+    nearest to the shorter side; exact at 32, 64 and 224 px). Any H×W ≥ 16 px works.
+    Stochastic corruptions need `generator`: each image gets independent draws. A CPU generator gives the
+    same bytes for the same seed on every device (CPU, CUDA); a generator on the images' device draws
+    there, with that device's own random stream.
     Returns uint8 of the same shape on the same device.
     """
     chosen = get_corruption(corruption)
     if scale is None:
         check_image_layout(images)
-        try:
-            scale = scale_for_size(images.shape[2])
-        except InvalidValueError as error:  # here the images are what is wrong
-            raise LayoutError(str(error)) from None
+        scale = scale_family_for(images.shape[2], images.shape[3])
     return chosen(images, severity, scale=scale, generator=generator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from corrbench.corruptions.convert import to_uint8, working_dtype
+from corrbench.corruptions.convert import divide, to_uint8, working_dtype
 from corrbench.corruptions.motion import motion_blur, motion_blur_angles, take_angles
 from corrbench.corruptions.registry import register
 from corrbench.corruptions.zoom import clipped_zoom
@@ -48,19 +48,18 @@ def layer_normals(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     """Standard normals B×S×S for the snow layers, drawn in float32 (5× faster than float64 on the CPU)
     and widened to the working dtype: the layer is thresholded and cut to 8 bits, so float32 draws
     are indistinguishable from the reference's float64 ones."""
-    side = images.shape[-1]
-    normals = torch.randn((images.shape[0], side, side), generator=generator, device=images.device)
-    return normals.to(working_dtype(images.device))
+    normals = torch.randn((images.shape[0], *images.shape[-2:]), generator=generator, device=generator.device)
+    return normals.to(device=images.device, dtype=working_dtype(images.device))
 
 
 def _take_draws(draws: object, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    batch, side = images.shape[0], images.shape[-1]
+    expected = (images.shape[0], *images.shape[-2:])
     if not isinstance(draws, (tuple, list)) or len(draws) != 2:
-        raise ValueError("snow: draws must be a pair (normals B×S×S, angles [B] in degrees)")
+        raise ValueError("snow: draws must be a pair (normals B×H×W, angles [B] in degrees)")
     normals, angles = draws
-    if not isinstance(normals, torch.Tensor) or tuple(normals.shape) != (batch, side, side):
+    if not isinstance(normals, torch.Tensor) or tuple(normals.shape) != expected:
         shape = tuple(normals.shape) if isinstance(normals, torch.Tensor) else type(normals).__name__
-        raise ValueError(f"snow: draws[0] (normals) must be a float tensor {(batch, side, side)}, got {shape}")
+        raise ValueError(f"snow: draws[0] (normals) must be a float tensor {expected}, got {shape}")
     normals = normals.to(device=images.device, dtype=working_dtype(images.device))
     return normals, take_angles(angles, images, "snow")
 
@@ -95,8 +94,8 @@ def snow(images: torch.Tensor, severity: int, *, scale: str, generator: torch.Ge
 def _composite(images: torch.Tensor, streaks: torch.Tensor, blend: float) -> torch.Tensor:
     """Steps 5–7: x′ = blend·x + (1 − blend)·max(x, 1.5·gray + 0.5) in float32 (the Python scalars are
     rounded to float32, as NumPy does), then trunc(255·clip((x′ + Ls) + rot180(Ls), 0, 1)) in float64."""
-    flakes = streaks.to(working_dtype(images.device)).div_(255.0)
-    x = images.to(torch.float32).div_(255.0)
+    flakes = divide(streaks.to(working_dtype(images.device)), 255.0)
+    x = divide(images.to(torch.float32), 255.0)
     lifted = torch.maximum(x, gray_float32(x).mul_(1.5).add_(0.5))
     mixed = (x * blend).add_(lifted.mul_(1 - blend))
     total = mixed.to(flakes.dtype).add_(flakes).add_(torch.flip(flakes, dims=(-2, -1)))

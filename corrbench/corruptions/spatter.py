@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from corrbench.corruptions.convert import working_dtype
+from corrbench.corruptions.convert import divide, working_dtype
 from corrbench.corruptions.cv_ops import (
     CHAMFER_SHIFT, CHAMFER_STEP, blur3_uint8, box_sum3, canny_l1, chamfer_distance_fixed, equalize_hist,
     filter2d_uint8, floor_divide,
@@ -54,7 +54,7 @@ def _check_liquid(images: torch.Tensor, liquid: torch.Tensor, name: str) -> None
 
 def _float32_unit(images: torch.Tensor) -> torch.Tensor:
     """`np.array(img, dtype=np.float32) / 255.`: the division is done in float32."""
-    return images.to(torch.float32) / 255.0
+    return divide(images.to(torch.float32), 255.0)
 
 
 def _truncate_to_uint8(y: torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,8 @@ def _draws(images: torch.Tensor, generator: torch.Generator | None, draws: torch
     b, _, h, w = images.shape
     dtype = working_dtype(images.device)
     if draws is None:  # float32 draws (several times faster than float64), widened for the exact arithmetic
-        return torch.randn((b, h, w), generator=generator, device=images.device, dtype=torch.float32).to(dtype)
+        return torch.randn((b, h, w), generator=generator, device=generator.device,
+                           dtype=torch.float32).to(device=images.device, dtype=dtype)
     if not isinstance(draws, torch.Tensor) or tuple(draws.shape) != (b, h, w):
         shape = tuple(draws.shape) if isinstance(draws, torch.Tensor) else type(draws).__name__
         raise ValueError(f"spatter: draws must be a tensor B×H×W = {(b, h, w)} of standard normals, got {shape}")

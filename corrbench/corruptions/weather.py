@@ -14,7 +14,6 @@ from corrbench.corruptions.chunks import map_chunks
 from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
 from corrbench.corruptions.frost_textures import USED_TEXTURES, texture_sizes, texture_stack
 from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
-from corrbench.corruptions.names import SCALE_SIZE
 from corrbench.corruptions.plasma import plasma_fractal, plasma_uniform_count
 from corrbench.corruptions.registry import register
 
@@ -48,7 +47,9 @@ class FrostDraws(NamedTuple):
     """The draws of frost per image, in the reference's order (spec A.9 step 1 and 4).
 
     texture: B int64 in 0..4 (`randint(5)`: frost6 is never used); row: B, the crop's top in
-    [0, H′ − S); col: B, the crop's left in [0, W′ − S), with H′×W′ the chosen texture's rescaled size.
+    [0, H′ − H); col: B, the crop's left in [0, W′ − W), with H′×W′ the chosen texture's rescaled size
+    and H×W the images' (S×S at the scale's own side). A texture no larger than the image offers one
+    offset, 0, and is tiled (wraps around) under the crop.
     """
 
     texture: torch.Tensor
@@ -56,10 +57,9 @@ class FrostDraws(NamedTuple):
     col: torch.Tensor
 
 
-def _crop_ranges(scale: str) -> tuple[list[int], list[int]]:
-    side = SCALE_SIZE[scale]
+def _crop_ranges(scale: str, height: int, width: int) -> tuple[list[int], list[int]]:
     sizes = texture_sizes(scale)
-    return [h - side for h, _ in sizes], [w - side for _, w in sizes]
+    return [max(1, h - height) for h, _ in sizes], [max(1, w - width) for _, w in sizes]
 
 
 def draw_frost(images: torch.Tensor, scale: str, generator: torch.Generator) -> FrostDraws:
@@ -68,14 +68,14 @@ def draw_frost(images: torch.Tensor, scale: str, generator: torch.Generator) -> 
     An offset uniform on [0, n) for each image's own n is one draw on [0, L) with L the least
     common multiple of the five n, reduced mod n: exactly uniform, and one batched call.
     """
-    batch, device = images.shape[0], images.device
-    row_ranges, col_ranges = _crop_ranges(scale)
+    batch, device = images.shape[0], generator.device
+    row_ranges, col_ranges = _crop_ranges(scale, *images.shape[-2:])
     texture = torch.randint(0, USED_TEXTURES, (batch,), generator=generator, device=device)
     offsets = []
     for ranges in (row_ranges, col_ranges):
         wide = torch.randint(0, math.lcm(*ranges), (batch,), generator=generator, device=device)
         offsets.append(wide % torch.tensor(ranges, device=device)[texture])
-    return FrostDraws(texture, *offsets)
+    return FrostDraws(*(d.to(images.device) for d in (texture, *offsets)))
 
 
 def _take_frost_draws(draws: object, images: torch.Tensor, scale: str) -> FrostDraws:
@@ -89,10 +89,10 @@ def _take_frost_draws(draws: object, images: torch.Tensor, scale: str) -> FrostD
     if bool(((texture < 0) | (texture >= USED_TEXTURES)).any()):
         raise ValueError(f"frost: texture indices must be in 0..{USED_TEXTURES - 1} "
                          f"(the reference's randint(5))")
-    row_ranges, col_ranges = (torch.tensor(r, device=images.device) for r in _crop_ranges(scale))
+    row_ranges, col_ranges = (torch.tensor(r, device=images.device) for r in _crop_ranges(scale, *images.shape[-2:]))
     if bool(((row < 0) | (row >= row_ranges[texture]) | (col < 0) | (col >= col_ranges[texture])).any()):
-        raise ValueError(f"frost: crop offsets must satisfy 0 ≤ row < H′ − {SCALE_SIZE[scale]} and "
-                         f"0 ≤ col < W′ − {SCALE_SIZE[scale]} for the chosen texture (sizes {texture_sizes(scale)})")
+        raise ValueError(f"frost: crop offsets must satisfy 0 ≤ row < H′ − {images.shape[-2]} and "
+                         f"0 ≤ col < W′ − {images.shape[-1]} for the chosen texture (sizes {texture_sizes(scale)})")
     return FrostDraws(texture, row, col)
 
 
@@ -100,7 +100,7 @@ def _take_frost_draws(draws: object, images: torch.Tensor, scale: str) -> FrostD
           parameters="(c0, c1): c0·image + c1·frost texture crop, on the 0..255 scale", spec="A.9")
 def frost(images: torch.Tensor, severity: int, *, scale: str,
           generator: torch.Generator | None = None, draws: FrostDraws | None = None) -> torch.Tensor:
-    """Spec A.9: trunc(clip(c0·u + c1·F, 0, 255)), F an S×S crop of one of the first five frost
+    """Spec A.9: trunc(clip(c0·u + c1·F, 0, 255)), F an S×S (H×W) crop of one of the first five frost
     textures rescaled for the scale (×0.2 CIFAR, ×0.3 Tiny, none ImageNet), per image.
 
     draws: `FrostDraws(texture, row, col)` (see `draw_frost`).
@@ -115,19 +115,30 @@ def _frost_blend(images: torch.Tensor, draws: FrostDraws, *, scale: str,
                  weights: tuple[float, float]) -> torch.Tensor:
     textures = texture_stack(scale, images.device)
     _, _, height, width = textures.shape
-    start = (draws.texture * 3 * height + draws.row) * width + draws.col  # flat index of each crop's corner
-    offsets = _crop_offsets(images.shape[-1], height, width, images.device)
-    crops = torch.take(textures, start[:, None, None, None] + offsets)
+    image_h, image_w = images.shape[-2:]
+    sizes = texture_sizes(scale)
+    if all(h > image_h and w > image_w for h, w in sizes):  # the crop lies inside every texture
+        start = (draws.texture * 3 * height + draws.row) * width + draws.col  # flat index of each crop's corner
+        offsets = _crop_offsets(image_h, image_w, height, width, images.device)
+        crops = torch.take(textures, start[:, None, None, None] + offsets)
+    else:  # an image larger than some texture: that texture tiles the crop (rows, columns wrap)
+        texture_h, texture_w = (torch.tensor(s, device=images.device)[draws.texture] for s in zip(*sizes))
+        rows = (draws.row[:, None] + torch.arange(image_h, device=images.device)) % texture_h[:, None]
+        cols = (draws.col[:, None] + torch.arange(image_w, device=images.device)) % texture_w[:, None]
+        channel = torch.arange(3, device=images.device)[None, :, None, None]
+        index = (((draws.texture[:, None, None, None] * 3 + channel) * height + rows[:, None, :, None]) * width
+                 + cols[:, None, None, :])
+        crops = torch.take(textures, index)
     # y depends only on the pair (u, F): look it up in the 256×256 table of the reference's float64 result
     table = _frost_table(*weights, images.device)
     return torch.take(table, (images.to(torch.int64) << 8) | crops.to(torch.int64))
 
 
 @functools.lru_cache(maxsize=None)
-def _crop_offsets(side: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """Flat offsets (3×S×S) of an S×S crop in a 3×H×W texture, relative to its top-left corner."""
-    span = torch.arange(side)
-    offsets = torch.arange(3)[:, None, None] * height * width + span[:, None] * width + span[None, :]
+def _crop_offsets(crop_h: int, crop_w: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Flat offsets (3×h×w) of an h×w crop in a 3×H×W texture, relative to its top-left corner."""
+    offsets = (torch.arange(3)[:, None, None] * height * width + torch.arange(crop_h)[:, None] * width
+               + torch.arange(crop_w)[None, :])
     return offsets.to(device)
 
 
@@ -151,11 +162,20 @@ PLASMA_MAPSIZE = {"cifar": 32, "tiny": 64, "imagenet": 256}
 """Side of the plasma map per scale; ImageNet's 256 map is cropped to 224 (spec A.10)."""
 
 
+def fog_mapsize(scale: str, height: int, width: int) -> int:
+    """The scale's plasma map side, or the next power of two covering a longer image side (as
+    imagecorruptions does for images of any size); the map is cropped to H×W."""
+    mapsize = PLASMA_MAPSIZE[scale]
+    while mapsize < max(height, width):
+        mapsize *= 2
+    return mapsize
+
+
 def draw_fog(images: torch.Tensor, scale: str, generator: torch.Generator) -> torch.Tensor:
     """The plasma uniforms of every image: B×(mapsize² − 1) U[0, 1) in the working dtype."""
-    count = plasma_uniform_count(PLASMA_MAPSIZE[scale])
-    return torch.rand(images.shape[0], count, generator=generator, device=images.device,
-                      dtype=working_dtype(images.device))
+    count = plasma_uniform_count(fog_mapsize(scale, *images.shape[-2:]))
+    return torch.rand(images.shape[0], count, generator=generator, device=generator.device,
+                      dtype=working_dtype(images.device)).to(images.device)
 
 
 @register("fog", stochastic=True, table=FOG_STRENGTH_DECAY,
@@ -168,7 +188,7 @@ def fog(images: torch.Tensor, severity: int, *, scale: str,
     draws: the plasma uniforms, B×(mapsize² − 1) U[0, 1) in the order `plasma.py` documents.
     """
     strength, decay = FOG_STRENGTH_DECAY[scale][severity - 1]
-    mapsize = PLASMA_MAPSIZE[scale]
+    mapsize = fog_mapsize(scale, *images.shape[-2:])
     if draws is None:
         uniforms = draw_fog(images, scale, generator)
     else:
@@ -181,8 +201,7 @@ def fog(images: torch.Tensor, severity: int, *, scale: str,
 
 def _fog(images: torch.Tensor, uniforms: torch.Tensor, *, strength: float, decay: float,
          mapsize: int) -> torch.Tensor:
-    side = images.shape[-1]
-    plasma = plasma_fractal(uniforms, mapsize, decay)[:, None, :side, :side]
+    plasma = plasma_fractal(uniforms, mapsize, decay)[:, None, :images.shape[-2], :images.shape[-1]]
     x = to_unit(images)
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     x += strength * plasma

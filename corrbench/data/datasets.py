@@ -16,11 +16,11 @@ plus your own data, named by a prefix (paths relative to the working directory, 
 - `folder:PATH` — ImageFolder layout. If PATH has a `train/`, `test/` or `val/` sub-folder it is
   `PATH/<split>/<class>/<image>` (`val/` serves the test split when there is no `test/`); otherwise
   `PATH/<class>/<image>` and **the same images serve both splits**. Classes are the sorted class folder
-  names of `train/` (else of the test folder). If the first image is square and at most 64 px, every image
-  must have that size and is served as is; otherwise images get ImageNet preprocessing (Resize(256) →
-  CenterCrop(224)).
-- `npy:IMAGES.npy,LABELS.npy` — uint8 (N, H, W, C) with C = 1 (copied to RGB) or 3, H = W, and N integer
-  labels; **the same N images serve both splits**.
+  names of `train/` (else of the test folder). If the first image is at most 64 px on both sides (square
+  or not), every image must have that size and is served as is; otherwise images get ImageNet
+  preprocessing (Resize(256) → CenterCrop(224)).
+- `npy:IMAGES.npy,LABELS.npy` — uint8 (N, H, W, C) with C = 1 (copied to RGB) or 3, any H×W (square or
+  not), and N integer labels; **the same N images serve both splits**.
 
 Splits: `train` and `test`; the test split is each dataset's official test set (`val` for Tiny ImageNet
 and ImageNet, whose test labels are not public). mnist5k's split is fixed and stratified: per class, in
@@ -77,18 +77,26 @@ class DatasetInfo:
 
     name: str
     num_classes: int
-    image_size: int          # served images are image_size × image_size RGB
-    scale: str               # corruption severity family: 'cifar' (≤ 32 px), 'tiny' (64), 'imagenet' (224)
+    image_size: int          # served images are image_size × image_size RGB (non-square: the shorter side)
+    scale: str               # corruption severity family: 'cifar' (32 px), 'tiny' (64), 'imagenet' (224)
     mean: tuple[float, float, float]   # per channel, on [0, 1] pixels
     std: tuple[float, float, float]
     description: str
     how_to_get: str          # one line: where the official files come from and where to put them
     offline: bool = False    # True when no file outside the installed packages is needed
+    image_hw: tuple[int, int] | None = None   # (H, W) of non-square images; None: square image_size
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """(H, W) of the served images."""
+        return self.image_hw or (self.image_size, self.image_size)
 
 
-def scale_for_size(image_size: int) -> str:
-    """Severity family for an image size: ≤ 32 px 'cifar', ≤ 64 px 'tiny', else 'imagenet'."""
-    return "cifar" if image_size <= 32 else "tiny" if image_size <= 64 else "imagenet"
+def scale_for_size(height: int, width: int | None = None) -> str:
+    """Severity family for H×W images (one side: square), by the corruptions' rule
+    (`corrbench.corruptions.scale_family_for`: the family nearest to the shorter side)."""
+    from corrbench.corruptions.checks import scale_family_for  # the rule lives with the constants
+    return scale_family_for(height, height if width is None else width)
 
 
 @dataclass(frozen=True)
@@ -472,13 +480,14 @@ def _folder_layout(name: str) -> _FolderLayout:
             width, height = image.size
     except OSError as error:
         raise LayoutError(f"{first} is not a readable image ({error}); remove or replace it") from None
-    if width == height and width <= 64:
-        size, decode, served = width, decode_rgb, f"{width}×{width} as stored"
+    if max(width, height) <= 64:
+        shape, decode, served = (height, width), decode_rgb, f"{height}×{width} (H×W) as stored"
     else:
-        size, decode, served = 224, decode_resize_center_crop, "Resize(256) → CenterCrop(224)"
-    info = DatasetInfo(name, len(classes), size, scale_for_size(size), IMAGENET_MEAN, IMAGENET_STD,
+        shape, decode, served = (224, 224), decode_resize_center_crop, "Resize(256) → CenterCrop(224)"
+    info = DatasetInfo(name, len(classes), min(shape), scale_for_size(*shape), IMAGENET_MEAN, IMAGENET_STD,
                        f"your images in ImageFolder layout at {path} ({len(classes)} classes, served {served})",
-                       f"place images as {path}/<class>/<image> or {path}/{{train,test}}/<class>/<image>")
+                       f"place images as {path}/<class>/<image> or {path}/{{train,test}}/<class>/<image>",
+                       image_hw=shape if shape[0] != shape[1] else None)
     return _FolderLayout(info, split_dirs, classes, decode)
 
 
@@ -489,7 +498,7 @@ def _load_folder(name: str, split: str) -> ImageSet:
         raise MissingDataError(f"{directory} does not exist; {layout.info.name} has split folders, so the "
                                f"{split} split needs {directory}/<class>/<image>")
     paths, labels = scan_class_folders(directory, layout.classes)
-    return LazyImageSet(paths, labels, layout.classes, layout.info.image_size, layout.decode)
+    return LazyImageSet(paths, labels, layout.classes, layout.info.height_width, layout.decode)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -506,24 +515,48 @@ def _npy_paths(name: str) -> tuple[Path, Path]:
 def _npy_checked(name: str) -> tuple[Path, tuple[int, ...], np.ndarray]:
     """Validate both files; return the images path, their shape and the labels as int64."""
     images_path, labels_path = _npy_paths(name)
-    expected = "a (N, H, H, C) uint8 array with C = 1 or 3"
+    expected = "a (N, H, W, C) uint8 array with C = 1 or 3"
     shape = validate_npy_header(images_path, ndim=4, expected=expected)
-    if shape[1] != shape[2] or shape[3] not in (1, 3) or shape[0] == 0:
+    if shape[3] not in (1, 3) or shape[0] == 0 or shape[1] == 0 or shape[2] == 0:
         raise LayoutError(f"{images_path} has shape {shape}; expected {expected} and N > 0")
     validate_npy_header(labels_path, ndim=1, dtype=None, trailing=(shape[0],),
                         expected=f"a ({shape[0]},) integer array, one label per image in {images_path.name}")
     labels = np.load(labels_path).astype(np.int64)
     if labels.min() < 0:
         raise LayoutError(f"{labels_path} has negative labels; expected class indices 0..K-1")
+    _check_class_count(labels_path, labels)
     return images_path, shape, labels
+
+
+NPY_MAX_CLASSES_WITHOUT_IMAGES = 1000   # more classes than that, and than images, is a labelling mistake
+_WARNED_CLASS_COUNTS: set[str] = set()
+
+
+def _check_class_count(labels_path: Path, labels: np.ndarray) -> None:
+    """npy: the class count is max label + 1. More classes than images (and than ImageNet's 1000) is refused
+    (label 100000 in a small set makes a 100,001-way head); more than 10% of the images is warned about."""
+    classes, images, used = int(labels.max()) + 1, len(labels), len(np.unique(labels))
+    if classes > max(images, NPY_MAX_CLASSES_WITHOUT_IMAGES):
+        raise LayoutError(f"{labels_path}: labels go up to {classes - 1}, so the model would get {classes} classes "
+                          f"for {images} images ({used} distinct labels); relabel them as 0..K-1")
+    if classes > max(10, images // 10) and str(labels_path) not in _WARNED_CLASS_COUNTS:
+        _WARNED_CLASS_COUNTS.add(str(labels_path))   # once per file, not at every look at the dataset
+        import warnings
+
+        from corrbench.errors import CorrbenchWarning
+        warnings.warn(f"{labels_path}: {classes} classes (labels 0..{classes - 1}, {used} used) for {images} images "
+                      f"is implausibly many; relabel them as 0..K-1 if that is not intended", CorrbenchWarning,
+                      stacklevel=3)
 
 
 def _npy_info(name: str) -> DatasetInfo:
     images_path, shape, labels = _npy_checked(name)
-    size = shape[1]
-    return DatasetInfo(name, int(labels.max()) + 1, size, scale_for_size(size), IMAGENET_MEAN, IMAGENET_STD,
-                       f"your {shape[0]} images {size}×{size} from {images_path} (same images for both splits)",
-                       "save uint8 images (N, H, H, 1|3) and integer labels (N,) with numpy.save")
+    height, width = shape[1], shape[2]
+    return DatasetInfo(name, int(labels.max()) + 1, min(height, width), scale_for_size(height, width),
+                       IMAGENET_MEAN, IMAGENET_STD,
+                       f"your {shape[0]} images {height}×{width} (H×W) from {images_path} (same images for both splits)",
+                       "save uint8 images (N, H, W, 1|3) and integer labels (N,) with numpy.save",
+                       image_hw=(height, width) if height != width else None)
 
 
 def _load_npy(name: str) -> ImageSet:

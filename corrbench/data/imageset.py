@@ -28,12 +28,14 @@ class ImageSet(ABC):
     """One split: `labels` (int64 [N], in memory) and uint8 RGB images [B,3,H,W] fetched by index.
 
     `images(index)` takes a slice or an integer index tensor (bool masks are allowed too) and returns a
-    CPU tensor; move it to the device yourself. Images are RGB, C = 3, H = W = `image_size`.
+    CPU tensor; move it to the device yourself. Images are RGB, C = 3, H×W = `image_hw`
+    (`image_size` = the shorter side: H = W = `image_size` for square images).
     """
 
     labels: torch.Tensor
     classes: tuple[str, ...]
     image_size: int
+    image_hw: tuple[int, int]
     in_memory: bool
 
     def __len__(self) -> int:
@@ -75,7 +77,8 @@ class TensorImageSet(ImageSet):
         self._images = images
         self.labels = labels.long()
         self.classes = tuple(classes)
-        self.image_size = int(images.shape[-1])
+        self.image_hw = (int(images.shape[-2]), int(images.shape[-1]))
+        self.image_size = min(self.image_hw)
 
     def images(self, index: slice | torch.Tensor) -> torch.Tensor:
         if isinstance(index, slice):
@@ -94,7 +97,8 @@ def default_workers() -> int:
 class LazyImageSet(ImageSet):
     """Image files decoded on demand by `decode` (path → uint8 H×W×3 array).
 
-    Every decoded image must be `image_size`×`image_size`×3, else `LayoutError` naming the file.
+    Every decoded image must be `image_size`×`image_size`×3 (or H×W×3 for `image_size` = (H, W)), else
+    `LayoutError` naming the file.
     `tensor()` decodes the whole set: N·3·H·W bytes of memory (6.5 GiB for ImageNet's 50,000 val
     images at 224 px) and roughly N decode times — prefer `images(batch)` in a loop.
     """
@@ -102,28 +106,30 @@ class LazyImageSet(ImageSet):
     in_memory = False
 
     def __init__(self, paths: Sequence[Path], labels: torch.Tensor, classes: Sequence[str],
-                 image_size: int, decode: Callable[[Path], np.ndarray], *, workers: int | None = None):
+                 image_size: int | tuple[int, int], decode: Callable[[Path], np.ndarray], *,
+                 workers: int | None = None):
         if labels.shape != (len(paths),):
             raise ValueError(f"{len(paths)} paths but labels of shape {tuple(labels.shape)}")
         self.paths = list(paths)
         self.labels = labels.long()
         self.classes = tuple(classes)
-        self.image_size = int(image_size)
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.image_hw = (int(height), int(width))
+        self.image_size = min(self.image_hw)
         self._decode = decode
         self._workers = workers or default_workers()
 
     def _decode_checked(self, path: Path) -> np.ndarray:
         array = self._decode(path)
-        size = self.image_size
-        if array.shape != (size, size, 3):
+        height, width = self.image_hw
+        if array.shape != (height, width, 3):
             raise LayoutError(f"{path} decodes to {array.shape[1]}×{array.shape[0]} pixels but this set "
-                              f"serves {size}×{size} images; resize it or move it out of the folder")
+                              f"serves {width}×{height} images; resize it or move it out of the folder")
         return array
 
     def images(self, index: slice | torch.Tensor) -> torch.Tensor:
         paths = [self.paths[i] for i in self._positions(index).tolist()]
-        size = self.image_size
-        out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+        out = np.empty((len(paths), *self.image_hw, 3), dtype=np.uint8)
         if len(paths) <= 2 or self._workers == 1:
             arrays = map(self._decode_checked, paths)
         else:

@@ -1,18 +1,20 @@
 """`corrbench data make-c`: write a -C suite to disk in the official layout, generated from the clean test
 split by corrbench's seeded corruption engine.
 
-Layouts (corruptions spec §0.1; hendrycks/robustness `make_cifar_c.py`, `make_imagenet_c.py`):
-- **cifar scale** (32 px: cifar10, cifar100, mnist5k, mnist, fashion-mnist, 32-px `npy:` / `folder:` data):
-  the CIFAR-10-C layout. `<out>/<corruption>.npy` is uint8 (5·N, 32, 32, 3), rows [(s−1)·N, s·N) holding
-  severity s of the N test images in test-set order; `<out>/labels.npy` holds the 5·N labels (uint8 when
-  the classes fit in a byte, as in CIFAR-10-C, else int64).
-- **tiny (64 px) and imagenet (224 px) scales**: the ImageNet-C layout,
+Any dataset works (registered, `npy:`, `folder:`), at any image size, square or not: the scale family
+(severity constants) is the one nearest to the shorter image side (`corrbench.corruptions.scale_family_for`),
+and decides the layout (corruptions spec §0.1; hendrycks/robustness `make_cifar_c.py`, `make_imagenet_c.py`):
+- **cifar family** (shorter side ≤ 45 px: cifar10, cifar100, mnist5k, mnist, fashion-mnist, small `npy:` /
+  `folder:` data): the CIFAR-10-C layout. `<out>/<corruption>.npy` is uint8 (5·N, H, W, 3), rows
+  [(s−1)·N, s·N) holding severity s of the N test images in test-set order; `<out>/labels.npy` holds the
+  5·N labels (uint8 when the classes fit in a byte, as in CIFAR-10-C, else int64).
+- **tiny and imagenet families** (Tiny ImageNet 64 px, ImageNet 224 px, larger data): the ImageNet-C layout,
   `<out>/<corruption>/<severity>/<class>/<image>.JPEG`. As the published Tiny-ImageNet-C / ImageNet-C, every
   corrupted image is saved as JPEG quality 85 (`optimize=True`); the clean ImageNet images were already
   served Resize(256) → CenterCrop(224) (`corrbench.data.imageset.resize_center_crop`).
 
-`eval --source generated` sees exactly these images for the same seed on the same device type (CPU and
-CUDA kernels draw different random numbers): both come from `corrbench.data.suites.generate_chunk`
+`eval --source generated` sees exactly these images for the same seed on any device (draws come from a
+CPU generator, and the corruptions give the CPU's bytes on CUDA): both come from `corrbench.data.generate.generate_chunk`
 (fixed chunks seeded by (seed, corruption, severity, chunk)), and at the JPEG scales the generated suite
 decodes the same (deterministic) encoding that is written here: `jpeg_round_trip` = `decode_jpeg ∘ encode_jpeg`.
 
@@ -23,84 +25,34 @@ device type, corruptions, corrbench version) that `corrbench data verify` reads.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from corrbench import __version__
 from corrbench.atomic import atomic_path
-from corrbench.corruptions import SCALE_SIZE, get_corruption, list_corruptions
-from corrbench.corruptions.checks import scale_for_size
-from corrbench.data import suites
+from corrbench.corruptions import MIN_SIDE, get_corruption, list_corruptions, scale_family_note
+from corrbench.data import generate
 from corrbench.data.datasets import dataset_info, load_dataset, resolve_data_root
-from corrbench.data.imageset import ImageSet, default_workers
+from corrbench.data.generate import (JPEG_QUALITY, JPEG_SCALES, PROVENANCE_FILE,  # noqa: F401 (re-exported)
+                                     decode_jpeg, encode_jpeg, encode_jpeg_batch, jpeg_round_trip, layout_for_scale,
+                                     read_provenance)
+from corrbench.data.generate import parallel_map as _parallel_map
+from corrbench.data.generate import to_hwc as _to_hwc
+from corrbench.data.imageset import ImageSet
+from corrbench.data.suites import c_suite_spec, resolve_suite
 from corrbench.device import resolve_device
 from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import InvalidValueError, UserError
 
 SEVERITIES = (1, 2, 3, 4, 5)
-JPEG_QUALITY = 85
-JPEG_SCALES = ("tiny", "imagenet")
-"""Scales whose published -C sets are JPEG folders, so whose generated images take the q85 round trip."""
-PROVENANCE_FILE = "corrbench-make-c.json"
 MAX_UINT8_CLASSES = 256
-T, R = TypeVar("T"), TypeVar("R")
-
-
-def layout_for_scale(scale: str) -> str:
-    """'folders' (ImageNet-C style JPEG tree) for the tiny and imagenet scales, else 'npy' (CIFAR-10-C)."""
-    return "folders" if scale in JPEG_SCALES else "npy"
-
-
-# ---------------------------------------------------------------------------------------------------
-# The JPEG step of Tiny-ImageNet-C / ImageNet-C: `Image.fromarray(img).save(path.JPEG, quality=85,
-# optimize=True)` (spec §0.1). `optimize` changes the Huffman tables only, never the decoded pixels.
-
-def encode_jpeg(image_hwc: np.ndarray) -> bytes:
-    """uint8 H×W×3 RGB → the JPEG file bytes of the published -C folders (quality 85, 4:2:0, optimized)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image_hwc).save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
-    return buffer.getvalue()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes → uint8 H×W×3 RGB, decoded as `corrbench.data.imageset.decode_rgb` decodes a file."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def _parallel_map(function: Callable[[T], R], items: list[T]) -> list[R]:
-    # Pillow releases the GIL while it encodes and decodes, so threads scale over the cores.
-    if len(items) <= 2:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(min(default_workers(), len(items))) as pool:
-        return list(pool.map(function, items))
-
-
-def _to_hwc(images: torch.Tensor) -> np.ndarray:
-    return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
-def encode_jpeg_batch(images: torch.Tensor) -> list[bytes]:
-    """uint8 B×3×H×W (any device) → B JPEG files as `encode_jpeg` writes them."""
-    return _parallel_map(encode_jpeg, list(_to_hwc(images)))
-
-
-def jpeg_round_trip(images: torch.Tensor) -> torch.Tensor:
-    """uint8 B×3×H×W → the images as read back from the JPEG files make-c writes, on the same device."""
-    if images.shape[0] == 0:
-        return images.clone()
-    decoded = _parallel_map(decode_jpeg, encode_jpeg_batch(images))
-    return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous().to(images.device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -114,11 +66,17 @@ class MakeCPlan:
     out: Path
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
-    scale: str
-    image_size: int
+    scale: str                   # the scale family (severity constants)
+    image_size: int              # the shorter image side
     layout: str
     seed: int
     device: torch.device
+    image_hw: tuple[int, int] = (0, 0)
+
+    @property
+    def scale_note(self) -> str:
+        """One line: which scale family the images take and why."""
+        return scale_family_note(*self.image_hw, self.scale)
 
 
 def check_severities(severities: Sequence[int] | None) -> tuple[int, ...]:
@@ -139,16 +97,6 @@ def check_corruptions(corruptions: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(corruptions))
 
 
-def check_scale(dataset: str, image_size: int) -> str:
-    """The scale family of `dataset`'s image size; InvalidValueError naming the sizes that fit."""
-    try:
-        return scale_for_size(image_size)
-    except InvalidValueError:
-        fits = ", ".join(f"{side} px ({scale})" for scale, side in SCALE_SIZE.items())
-        raise InvalidValueError(f"{dataset} serves {image_size}×{image_size} images, which fit no corruption "
-                                f"scale family; sizes that fit: {fits} — resize the images to one of them") from None
-
-
 def check_out(out: Path, overwrite: bool) -> Path:
     """`out` as an absolute path; refuses a file, or a non-empty folder unless `overwrite`."""
     out = Path(out).expanduser().absolute()
@@ -160,12 +108,25 @@ def check_out(out: Path, overwrite: bool) -> Path:
     return out
 
 
+def suite_to_dataset(suite: str | None, dataset: str | None) -> str:
+    """The dataset make-c corrupts, from `--dataset` and/or a generated -C suite named as eval names it
+    (`<dataset>-c`, `c:DATASET`, `c` with the dataset)."""
+    if suite is None:
+        if not dataset:
+            raise UserError("make-c needs --dataset (e.g. --dataset cifar10 or --dataset npy:IMAGES.npy,LABELS.npy)")
+        return dataset
+    spec = resolve_suite(suite, dataset)
+    if not spec.generated or spec.kind != "c" or spec.layout == "mnistc":
+        raise UserError(f"make-c writes corrbench's own -C suites; {suite} is not one (use make-mnistc for MNIST-C, "
+                        f"make-p for -P)")
+    return spec.dataset
+
+
 def default_c_folder(dataset: str, data_root: Path | str | None = None) -> Path:
-    """Where `eval --source files` looks for `dataset`'s -C suite: <data root>/<its suite folder>."""
-    for _, spec in suites.SUITES.items():
-        if spec.kind == "c" and spec.dataset == dataset and spec.folder:
-            return resolve_data_root(data_root) / spec.folder
-    raise UserError(f"no -C suite folder is registered for {dataset}; pass --out")
+    """Where `eval --source files` looks for `dataset`'s -C suite: <data root>/<its suite folder> (e.g.
+    data/CIFAR-10-C, data/FASHION-MNIST-C), or beside your own data (IMAGES-C beside IMAGES.npy for
+    `npy:`, PATH-C beside PATH for `folder:`)."""
+    return resolve_data_root(data_root) / c_suite_spec(dataset).folder
 
 
 def plan_make_c(dataset: str, out: Path | str | None = None, *, seed: int = 0,
@@ -177,7 +138,11 @@ def plan_make_c(dataset: str, out: Path | str | None = None, *, seed: int = 0,
     chosen_severities = check_severities(severities)
     chosen_corruptions = check_corruptions(corruptions)
     info = dataset_info(dataset)
-    scale = check_scale(dataset, info.image_size)
+    if info.image_size < MIN_SIDE:
+        height, width = info.height_width
+        raise InvalidValueError(f"{dataset} serves {height}×{width} images; the corruptions need at least "
+                                f"{MIN_SIDE}×{MIN_SIDE} px, so upscale the images first")
+    scale = info.scale     # the family nearest to the shorter side (`corrbench.corruptions.scale_family_for`)
     layout = layout_for_scale(scale)
     if layout == "npy" and sorted(chosen_severities) != list(SEVERITIES):
         raise InvalidValueError("the CIFAR-10-C .npy layout stores all 5 severities in every file; drop "
@@ -185,7 +150,8 @@ def plan_make_c(dataset: str, out: Path | str | None = None, *, seed: int = 0,
     out = Path(out) if out is not None else default_c_folder(dataset, data_root)
     return MakeCPlan(dataset=dataset, out=check_out(out, overwrite), corruptions=chosen_corruptions,
                      severities=chosen_severities, scale=scale, image_size=info.image_size, layout=layout,
-                     seed=int(seed), device=device if isinstance(device, torch.device) else resolve_device(device))
+                     seed=int(seed), device=device if isinstance(device, torch.device) else resolve_device(device),
+                     image_hw=info.height_width)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -236,10 +202,10 @@ def make_c(dataset: str, out: Path | str | None = None, *, seed: int = 0, corrup
            progress: ProgressLike | None = None) -> MakeCResult:
     """Generate the -C suite of `dataset`'s test split and write it to `out` in the official layout.
 
-    `out` is the suite folder itself (default: `<data root>/<the suite's folder>`, e.g. `data/CIFAR-10-C`,
-    where `eval --source files` looks); it appears complete or not at all.
-    Options are checked first (`plan_make_c`); unknown corruptions, severities outside 1..5, an image size
-    no scale family fits and a non-empty `out` without `overwrite` raise one-line `UserError`s.
+    `out` is the suite folder itself (default: `default_c_folder`, e.g. `data/CIFAR-10-C`, where
+    `eval --suite <dataset>-c --source files` looks); it appears complete or not at all.
+    Options are checked first (`plan_make_c`); unknown corruptions, severities outside 1..5 and a
+    non-empty `out` without `overwrite` raise one-line `UserError`s.
     """
     plan = plan_make_c(dataset, out, seed=seed, corruptions=corruptions, severities=severities, device=device,
                        data_root=data_root, overwrite=overwrite)
@@ -265,25 +231,15 @@ def provenance(plan: MakeCPlan, n_per_severity: int) -> dict:
     """The recipe stored beside the files: enough to regenerate them, and for `verify` to know them."""
     return {"format": "corrbench-make-c/1", "corrbench_version": __version__, "dataset": plan.dataset,
             "seed": plan.seed, "device_type": plan.device.type, "scale": plan.scale, "layout": plan.layout,
-            "image_size": plan.image_size, "n_per_severity": n_per_severity,
+            "image_size": plan.image_size, "image_hw": list(plan.image_hw), "scale_note": plan.scale_note,
+            "n_per_severity": n_per_severity,
             "corruptions": list(plan.corruptions), "severities": list(plan.severities),
-            "generation_chunk": suites.GENERATION_CHUNK,
+            "generation_chunk": generate.GENERATION_CHUNK,
             "jpeg_quality": JPEG_QUALITY if plan.layout == "folders" else None}
 
 
-def read_provenance(directory: Path) -> dict | None:
-    """The make-c recipe of `directory`, or None when it was not written by make-c (or is unreadable)."""
-    path = Path(directory) / PROVENANCE_FILE
-    try:
-        recipe = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    is_recipe = isinstance(recipe, dict) and str(recipe.get("format", "")).startswith("corrbench-make-c/")
-    return recipe if is_recipe else None
-
-
 def _chunks(n: int) -> range:
-    return range((n + suites.GENERATION_CHUNK - 1) // suites.GENERATION_CHUNK)
+    return range((n + generate.GENERATION_CHUNK - 1) // generate.GENERATION_CHUNK)
 
 
 def _write_labels(folder: Path, clean: ImageSet) -> None:
@@ -295,16 +251,16 @@ def _write_labels(folder: Path, clean: ImageSet) -> None:
 
 def _write_npy_corruption(folder: Path, clean: ImageSet, plan: MakeCPlan, corruption: str,
                           progress: ProgressLike, task) -> WrittenCorruption:
-    n, side = len(clean), plan.image_size
+    n, (height, width) = len(clean), clean.image_hw
     path = folder / f"{corruption}.npy"
     started = time.perf_counter()
-    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(SEVERITIES) * n, side, side, 3))
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(SEVERITIES) * n, height, width, 3))
     try:
         for severity in plan.severities:
             for chunk_index in _chunks(n):
-                images = suites.generate_chunk(clean, corruption, severity, plan.seed, plan.scale, plan.device,
-                                               chunk_index)
-                start = (severity - 1) * n + chunk_index * suites.GENERATION_CHUNK
+                images = generate.generate_chunk(clean, corruption, severity, plan.seed, plan.scale, plan.device,
+                                                 chunk_index)
+                start = (severity - 1) * n + chunk_index * generate.GENERATION_CHUNK
                 rows[start:start + images.shape[0]] = _to_hwc(images)
                 progress.advance(task, images.shape[0])
         rows.flush()
@@ -347,9 +303,9 @@ def _write_folder_corruption(folder: Path, clean: ImageSet, plan: MakeCPlan, cor
         for label in sorted(set(labels)):
             (severity_dir / classes[label]).mkdir(parents=True, exist_ok=True)
         for chunk_index in _chunks(n):
-            images = suites.generate_chunk(clean, corruption, severity, plan.seed, plan.scale, plan.device,
-                                           chunk_index, jpeg=False)
-            start = chunk_index * suites.GENERATION_CHUNK
+            images = generate.generate_chunk(clean, corruption, severity, plan.seed, plan.scale, plan.device,
+                                             chunk_index, jpeg=False)
+            start = chunk_index * generate.GENERATION_CHUNK
             targets = [severity_dir / classes[labels[start + i]] / names[start + i] for i in range(images.shape[0])]
             written += sum(_parallel_map(_write_jpeg, list(zip(targets, _to_hwc(images)))))
             progress.advance(task, images.shape[0])

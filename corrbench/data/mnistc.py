@@ -20,9 +20,9 @@ import torch
 from corrbench.atomic import atomic_path
 from corrbench.data.datasets import ImageSet, load_dataset
 from corrbench.data.imageset import grey28_to_rgb32
-from corrbench.data.suites import SUITES, Part, SuiteSpec, choose_source, slice_chunks
+from corrbench.data.suite_base import SUITES, Part, SuiteSpec, choose_source, register_opener, slice_chunks
 from corrbench.device import make_generator
-from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError
+from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError, not_available
 from corrbench.mnistc import MNISTC_CORRUPTIONS, SIDE, corrupt_digits
 
 GENERATION_CHUNK = 1000
@@ -46,7 +46,7 @@ def generate_mnistc_chunk(digits: torch.Tensor, corruption: str, seed: int, devi
                           chunk_index: int) -> torch.Tensor:
     """Chunk `chunk_index` (GENERATION_CHUNK digits, test-set order) of `corruption`: uint8 n×28×28 on `device`."""
     start = chunk_index * GENERATION_CHUNK
-    generator = make_generator(device, "corrbench-mnistc", seed, corruption, chunk_index)
+    generator = make_generator(torch.device("cpu"), "corrbench-mnistc", seed, corruption, chunk_index)  # same bytes on every device
     return corrupt_digits(digits[start:start + GENERATION_CHUNK].to(device), corruption, generator=generator)
 
 
@@ -116,6 +116,16 @@ class MnistcSuite:
     seed: int | None
     directory: Path | None
     device: torch.device
+    scale_family: None = None    # MNIST-C has its own corruptions on 28-px digits: no scale family
+    scale_note: str = "MNIST-C: its own 15 corruptions on 28×28 digits (no scale family)"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dataset(self) -> str:
+        return self.spec.dataset
 
     def __len__(self) -> int:
         return 1 + len(self.corruptions)
@@ -151,6 +161,14 @@ def open_mnistc_suite(name: str, data_root: Path, *, source: str = "auto", seed:
     spec = mnistc_spec(name)
     if spec.layout != "mnistc":
         raise UserError(f"{name} is not an MNIST-C suite; open it with corrbench.data.suites.open_corruption_suite")
+    return _open(spec, Path(data_root), source=source, seed=seed, corruptions=corruptions, severities=severities,
+                 device=device)
+
+
+@register_opener("mnistc")
+def _open(spec: SuiteSpec, data_root: Path, *, source: str = "auto", seed: int = 0,
+          corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
+          device: torch.device | str = "cpu") -> MnistcSuite:
     chosen_source, directory = choose_source(spec, source, Path(data_root))
     clean = load_dataset(spec.dataset, "test", data_root)
     chosen_severities = _check_severities(severities)
@@ -162,8 +180,7 @@ def open_mnistc_suite(name: str, data_root: Path, *, source: str = "auto", seed:
         for corruption in corruptions:
             if corruption not in available:
                 where = f"in {directory}" if chosen_source == "files" else "in MNIST-C"
-                raise MissingDataError(f"corruption '{corruption}' is not available {where}; available: "
-                                       f"{', '.join(available) or 'none'}")
+                raise not_available("corruption", corruption, available, where)
         chosen = list(corruptions)
     else:
         missing = [c for c in MNISTC_CORRUPTIONS if c not in available]

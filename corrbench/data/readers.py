@@ -115,11 +115,9 @@ class NpySeverityBlocks:
         self.path = Path(path)
         shape = validate_npy_header(self.path, ndim=4, trailing=(None, None, 3),
                                     expected="a (N·5, H, W, 3) uint8 array (CIFAR-10-C layout)")
-        if shape[1] != shape[2]:
-            raise LayoutError(f"{self.path} holds {shape[2]}×{shape[1]} images; expected square images "
-                              f"(N·5, H, H, 3) uint8 (CIFAR-10-C layout)")
         self.n_per_severity = _blocks_count(self.path, shape[0], n_per_severity)
-        self.image_size = shape[1]
+        self.image_hw = (shape[1], shape[2])
+        self.image_size = min(self.image_hw)
         self._array = np.load(self.path, mmap_mode="r")
 
     def __len__(self) -> int:
@@ -226,10 +224,10 @@ class FolderSeverity:
     The class index of `<wnid>` is its position in `classes`, the clean dataset's class list, so that
     labels match the model's outputs (ImageNet-C's own loaders use ImageFolder, i.e. sorted wnids).
     Images are served as stored (224 px for ImageNet-C, 64 px for Tiny-ImageNet-C); each must be
-    `image_size` square (None: the size of the first image).
+    `image_size` square or (H, W) (None: the size of the first image).
     """
 
-    def __init__(self, directory: Path, classes: Sequence[str], *, image_size: int | None = None,
+    def __init__(self, directory: Path, classes: Sequence[str], *, image_size: int | tuple[int, int] | None = None,
                  workers: int | None = None):
         self.directory = Path(directory)
         self.classes = tuple(classes)
@@ -250,7 +248,7 @@ class FolderSeverity:
                                        f"one sub-folder per severity 1..5")
             paths, labels = scan_class_folders(folder, self.classes)
             if self.image_size is None:
-                self.image_size = decode_rgb(paths[0]).shape[0]
+                self.image_size = tuple(decode_rgb(paths[0]).shape[:2])
             self._splits[severity] = LazyImageSet(paths, labels, self.classes, self.image_size, decode_rgb,
                                                   workers=self._workers)
         return self._splits[severity]

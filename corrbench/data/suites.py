@@ -1,105 +1,138 @@
-"""Suites: `<dataset>-c` (corruptions × severities) and `<dataset>-p` (perturbation sequences, read by
-corrbench.data.psuites).
+"""-C suites: which suite a name means, and opening it (corruptions × severities of a clean test set).
 
-A suite is read from the official files when they are under the data root, or generated on the fly
-from the clean test split by corrbench's corruption engine (`--source generated`). Either way it is
-streamed part by part, batch by batch: no suite is ever held in memory whole.
+Names (`resolve_suite`):
+- a registered suite: `cifar10-c`, `cifar100-c`, `tinyimagenet-c`, `imagenet-c`, `mnist5k-c`, the MNIST-C
+  suites `mnist-mnistc`, `mnist5k-mnistc`, and the -P suites (corrbench.data.psuites);
+- `<dataset>-c` for any other registered dataset (`fashion-mnist-c`, `mnist-c`, …) and `c:DATASET` or
+  `c` with `dataset=` for any dataset, your own `npy:` / `folder:` data included: the 19 corruptions
+  generated from its test split by corrbench's engine, or read from the folder `corrbench data make-c`
+  writes for it (`<data root>/<DATASET>-C`; beside the data for `npy:` / `folder:`);
+- `cfolder:PATH` (ImageNet-C layout `PATH/<corruption>/<severity>/<class>/<image>`) and `cnpy:PATH`
+  (CIFAR-10-C layout `PATH/<corruption>.npy` + `labels.npy`) with `dataset=` the clean set: files only,
+  any corruption names (ImageNet-C-bar, 3D Common Corruptions, your own); names outside the 15
+  benchmark corruptions count as non-benchmark.
 
-Generated data is produced in fixed chunks of GENERATION_CHUNK images whose generator seeds derive
-from (seed, corruption, severity, chunk), so the bytes do not depend on the evaluation batch size —
-`corrbench data make-c` writes exactly what `eval --source generated` sees for the same seed.
+Generated suites use the scale family (severity constants) of the clean images' size,
+`corrbench.corruptions.scale_family_for`: the family nearest to the shorter side. A suite is streamed
+part by part, batch by batch: never held in memory whole. Openers are registered by layout in
+`corrbench.data.suite_base.SUITE_OPENERS` (here: 'npy' and 'folders'; MNIST-C's in corrbench.data.mnistc).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
-from corrbench.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, corrupt, list_corruptions
-from corrbench.data.datasets import ImageSet, dataset_info, load_dataset
-from corrbench.data.readers import FolderSeverity, NpySeverityBlocks, read_c_labels
-from corrbench.device import make_generator
-from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError
-from corrbench.registry import Registry
+import corrbench.data.mnistc  # noqa: F401  (registers the 'mnistc' opener)
+from corrbench.corruptions import ALL_CORRUPTIONS, list_corruptions, scale_family_note
+from corrbench.data.datasets import DATASETS, ImageSet, dataset_info, dataset_locations, load_dataset, resolve_data_root
+from corrbench.data.generate import (GENERATION_CHUNK, GeneratedImages, generate_chunk,  # noqa: F401 (re-exported)
+                                     layout_for_scale, read_provenance)
+from corrbench.data.readers import FolderSeverity, NpySeverityBlocks, list_class_folders, read_c_labels
+from corrbench.data.suite_base import (SEVERITIES, SOURCES, SUITE_OPENERS, SUITES, Part,  # noqa: F401
+                                       SuiteSpec, check_severities, choose_source, register_opener, slice_chunks)
+from corrbench.errors import InvalidValueError, LayoutError, MissingDataError, UserError, not_available
 
-SEVERITIES = (1, 2, 3, 4, 5)
-GENERATION_CHUNK = 1000
-SOURCES = ("auto", "files", "generated")
-
-
-@dataclass(frozen=True)
-class SuiteSpec:
-    name: str
-    dataset: str
-    kind: str                    # 'c' | 'p'
-    folder: str | None           # official folder name under the data root
-    layout: str | None           # 'npy' (CIFAR-10-C / -P style) | 'folders' (ImageNet-C style) | None
-    how_to_get: str
-    published: bool = True          # False: no published files — `auto` falls back to generating it
-
-    def locations(self, data_root: Path) -> list[Path]:
-        return [data_root / self.folder] if self.folder else []
+PATH_DATASET_PREFIXES = ("npy:", "folder:")
+FILE_SUITES = {"cfolder:": ("folders", "PATH/<corruption>/<severity>/<class>/<image> (ImageNet-C layout)"),
+               "cnpy:": ("npy", "PATH/<corruption>.npy of 5 stacked severities + PATH/labels.npy (CIFAR-10-C layout)")}
+SUITE_FORMS = ("<dataset>-c", "c (with --dataset)", "c:DATASET", "cfolder:PATH", "cnpy:PATH")
 
 
-SUITES: Registry[SuiteSpec] = Registry("suite")
-for _spec in (
-    SuiteSpec("cifar10-c", "cifar10", "c", "CIFAR-10-C", "npy",
-              "download CIFAR-10-C.tar from Zenodo record 2535967 and unpack it into the data root"),
-    SuiteSpec("cifar100-c", "cifar100", "c", "CIFAR-100-C", "npy",
-              "download CIFAR-100-C.tar from Zenodo record 3555552 and unpack it into the data root"),
-    SuiteSpec("tinyimagenet-c", "tinyimagenet", "c", "Tiny-ImageNet-C", "folders",
-              "download Tiny-ImageNet-C from Zenodo record 2536630 and unpack it into the data root"),
-    SuiteSpec("imagenet-c", "imagenet", "c", "ImageNet-C", "folders",
-              "download blur/digital/noise/weather .tar from Zenodo record 2235448 into <data root>/ImageNet-C"),
-    SuiteSpec("mnist5k-c", "mnist5k", "c", "MNIST5K-C", "npy",
-              "generated on the fly from the mnist5k test split, or written by `corrbench data make-c "
-              "--dataset mnist5k --out <data root>/MNIST5K-C`", published=False),
-    SuiteSpec("mnist-mnistc", "mnist", "c", "mnist_c", "mnistc",
-              "download mnist_c.zip from Zenodo record 3239543 and unpack it into the data root (folder mnist_c), "
-              "or write it with `corrbench data make-mnistc --dataset mnist --out <data root>/mnist_c`"),
-    SuiteSpec("mnist5k-mnistc", "mnist5k", "c", "mnist5k_c", "mnistc",
-              "generated on the fly from the mnist5k test split, or written by `corrbench data make-mnistc "
-              "--dataset mnist5k --out <data root>/mnist5k_c`", published=False),
-    SuiteSpec("mnist5k-p", "mnist5k", "p", "MNIST5K-P", "npy",
-              "generated on the fly from the mnist5k test split, or written by `corrbench data make-p "
-              "--dataset mnist5k --out <data root>/MNIST5K-P`", published=False),
-    SuiteSpec("cifar10-p", "cifar10", "p", "CIFAR-10-P", "npy",
-              "download CIFAR-10-P from the link in the hendrycks/robustness README into the data root"),
-    SuiteSpec("cifar100-p", "cifar100", "p", "CIFAR-100-P", "npy",
-              "download CIFAR-100-P from the link in the hendrycks/robustness README into the data root"),
-):
-    SUITES.register(_spec.name, _spec)
+# ---------------------------------------------------------------------------------------------------
+# Names → specs
+
+def resolve_suite(name: str, dataset: str | None = None) -> SuiteSpec:
+    """The spec `name` means, for the clean set `dataset` where the name needs one (`c`, `cfolder:`,
+    `cnpy:`). A registered name, or `<dataset>-c` / `c:DATASET`, must agree with `dataset` if given."""
+    for prefix, (layout, expected) in FILE_SUITES.items():
+        if name.startswith(prefix):
+            return _file_suite_spec(name, prefix, layout, expected, dataset)
+    if name in SUITES:
+        return _agreeing(SUITES.get(name), dataset)
+    clean = _c_suite_dataset(name, dataset)
+    if clean is None:
+        SUITES.get(name)   # UnknownNameError listing the registered suites
+    return _agreeing(c_suite_spec(clean), dataset)
 
 
-def get_suite_spec(name: str) -> SuiteSpec:
-    return SUITES.get(name)
+def get_suite_spec(name: str, dataset: str | None = None) -> SuiteSpec:
+    return resolve_suite(name, dataset)
 
 
-@dataclass
-class Part:
-    """One (corruption, severity) of a -C suite; severity 0 with corruption 'clean' is the clean test set."""
+def suite_dataset(name: str, dataset: str | None = None) -> str:
+    """The clean dataset suite `name` is built on (nothing is loaded)."""
+    return resolve_suite(name, dataset).dataset
 
-    corruption: str
-    severity: int
-    labels: torch.Tensor
-    _loader: "object" = field(repr=False)
 
-    @property
-    def n(self) -> int:
-        return int(self.labels.shape[0])
+def _agreeing(spec: SuiteSpec, dataset: str | None) -> SuiteSpec:
+    if dataset is not None and dataset != spec.dataset:
+        raise UserError(f"suite {spec.name} is built from {spec.dataset}, not {dataset}; use --suite c (or "
+                        f"{dataset}-c) for the -C suite of {dataset}")
+    return spec
 
-    @property
-    def benchmark(self) -> bool:
-        return self.corruption in BENCHMARK_CORRUPTIONS
 
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(uint8 B×3×H×W images, int64 labels) in test-set order."""
-        for start in range(0, self.n, batch_size):
-            stop = min(start + batch_size, self.n)
-            yield self._loader(slice(start, stop)), self.labels[start:stop]
+def _c_suite_dataset(name: str, dataset: str | None) -> str | None:
+    """The clean dataset of a `c`, `c:DATASET` or `<dataset>-c` name; None when `name` is none of them."""
+    if name == "c":
+        if not dataset:
+            raise UserError("--suite c is the -C suite of --dataset; pass --dataset (e.g. --dataset "
+                            "npy:IMAGES.npy,LABELS.npy --suite c), or name the suite, e.g. cifar10-c")
+        return dataset
+    if name.startswith("c:"):
+        if not name[2:]:
+            raise InvalidValueError("c: needs a dataset, e.g. --suite c:fashion-mnist or c:npy:IMAGES.npy,LABELS.npy")
+        return name[2:]
+    if name.endswith("-c") and (name[:-2] in DATASETS or name.startswith(PATH_DATASET_PREFIXES)):
+        return name[:-2]
+    return None
 
+
+def default_c_location(dataset: str) -> str:
+    """Where the -C suite of `dataset` lives: a folder name under the data root for registered datasets
+    (e.g. FASHION-MNIST-C), an absolute path beside the data for your own (`IMAGES-C` beside
+    IMAGES.npy for npy:, `PATH-C` beside PATH for folder:)."""
+    if dataset.startswith("npy:"):
+        images = dataset_locations(dataset)[0]
+        return str(images.parent / f"{images.stem}-C")
+    if dataset.startswith("folder:"):
+        folder = dataset_locations(dataset)[0]
+        return str(folder.parent / f"{folder.name}-C")
+    return f"{dataset.upper()}-C"
+
+
+def c_suite_spec(dataset: str) -> SuiteSpec:
+    """The -C suite of any dataset: its registered suite (e.g. cifar10-c) if it has one, else a suite
+    generated at the scale family of its images (or read from where make-c writes it)."""
+    for _, spec in SUITES.items():
+        if spec.kind == "c" and spec.dataset == dataset and spec.layout != "mnistc":
+            return spec
+    info = dataset_info(dataset)   # UnknownNameError / MissingDataError / LayoutError for a bad dataset
+    registered = dataset in DATASETS
+    folder = default_c_location(dataset)
+    where = f"--out <data root>/{folder}" if registered else f"(it writes {folder})"
+    return SuiteSpec(f"{dataset}-c" if registered else f"c:{dataset}", dataset, "c", folder,
+                     layout_for_scale(info.scale),
+                     f"generated on the fly from the {dataset} test split, or written by "
+                     f"`corrbench data make-c --dataset {dataset}` {where}", published=False)
+
+
+def _file_suite_spec(name: str, prefix: str, layout: str, expected: str, dataset: str | None) -> SuiteSpec:
+    text = name[len(prefix):]
+    if not text:
+        raise InvalidValueError(f"{prefix} needs a folder: --suite {prefix}PATH with {expected}")
+    if not dataset:
+        raise UserError(f"--suite {prefix}PATH holds corrupted copies of a clean test set; name that set with "
+                        f"--dataset (e.g. --dataset imagenet, --dataset folder:PATH)")
+    path = Path(text).expanduser().absolute()
+    return SuiteSpec(f"{prefix}{path}", dataset, "c", str(path), layout, f"expected {expected}",
+                     published=True, generated=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Opened suites
 
 @dataclass
 class CorruptionSuite:
@@ -111,7 +144,17 @@ class CorruptionSuite:
     seed: int | None             # generator seed for 'generated'; None for files
     directory: Path | None
     device: torch.device
-    scale: str
+    scale_family: str | None     # severity constants: 'cifar' | 'tiny' | 'imagenet'; None: files of unknown make
+    scale_note: str              # one line saying which family and why (printed by eval and make-c)
+
+    @property
+    def name(self) -> str:
+        """The canonical suite name (what results rows record)."""
+        return self.spec.name
+
+    @property
+    def dataset(self) -> str:
+        return self.spec.dataset
 
     def __len__(self) -> int:
         return 1 + len(self.corruptions) * len(self.severities)
@@ -124,13 +167,18 @@ class CorruptionSuite:
                 yield from self._file_parts(corruption)
             else:
                 for severity in self.severities:
-                    generated = GeneratedImages(self.clean, corruption, severity, self.seed, self.scale, self.device)
-                    yield Part(corruption, severity, self.clean.labels, generated)
+                    images = GeneratedImages(self.clean, corruption, severity, self.seed, self.scale_family,
+                                             self.device)
+                    yield Part(corruption, severity, self.clean.labels, images)
 
     def _file_parts(self, corruption: str) -> Iterator[Part]:
         assert self.directory is not None
         if self.spec.layout == "npy":
             blocks = NpySeverityBlocks(self.directory / f"{corruption}.npy", n_per_severity=len(self.clean))
+            if blocks.image_hw != self.clean.image_hw:
+                raise LayoutError(f"{blocks.path} holds {blocks.image_hw[0]}×{blocks.image_hw[1]} (H×W) images but "
+                                  f"the clean {self.spec.dataset} test set has {self.clean.image_hw[0]}×"
+                                  f"{self.clean.image_hw[1]}; it is not a -C set of this dataset")
             for severity in self.severities:
                 yield Part(corruption, severity, self.clean.labels,
                            lambda index, s=severity: blocks.images(s, index))
@@ -148,138 +196,114 @@ class CorruptionSuite:
         return list(classes)
 
 
-class GeneratedImages:
-    """Corrupted images generated on demand, chunk by chunk, with seeds independent of the batch size."""
-
-    def __init__(self, clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
-                 device: torch.device):
-        self.clean, self.corruption, self.severity = clean, corruption, severity
-        self.seed, self.scale, self.device = seed, scale, device
-        self._cache: tuple[int, torch.Tensor] | None = None
-
-    def chunk(self, index: int) -> torch.Tensor:
-        if self._cache is not None and self._cache[0] == index:
-            return self._cache[1]
-        images = generate_chunk(self.clean, self.corruption, self.severity, self.seed, self.scale, self.device, index)
-        self._cache = (index, images)
-        return images
-
-    def __call__(self, index: slice) -> torch.Tensor:
-        return slice_chunks(self.chunk, GENERATION_CHUNK, index.start or 0, index.stop)
-
-
-def slice_chunks(chunk: Callable[[int], torch.Tensor], chunk_size: int, start: int, stop: int) -> torch.Tensor:
-    """Items start..stop of a sequence stored as fixed-size chunks (`chunk(i)` = items i·size … (i+1)·size)."""
-    pieces = []
-    position = start
-    while position < stop:
-        index = position // chunk_size
-        offset = index * chunk_size
-        take = min(stop, offset + chunk_size)
-        pieces.append(chunk(index)[position - offset:take - offset])
-        position = take
-    return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-
-
-def generate_chunk(clean: ImageSet, corruption: str, severity: int, seed: int, scale: str,
-                   device: torch.device, chunk_index: int, *, jpeg: bool = True) -> torch.Tensor:
-    """Chunk `chunk_index` (GENERATION_CHUNK images, test-set order) of corruption × severity, seeded.
-
-    At the tiny and imagenet scales the chunk is corrupted in pieces of a few dozen images (one generator,
-    drawn from in order, so the bytes are still fixed) to bound memory, and — as the published
-    Tiny-ImageNet-C / ImageNet-C files were saved as JPEG quality 85 (spec §0.1) — each image then takes
-    that JPEG round trip, so it equals what `corrbench data make-c` writes, decoded. `jpeg=False` returns
-    the images before that step (make-c encodes them itself).
-    """
-    from corrbench.data.make_c import JPEG_SCALES, jpeg_round_trip  # make_c imports this module
-    start = chunk_index * GENERATION_CHUNK
-    stop = min(start + GENERATION_CHUNK, len(clean))
-    generator = make_generator(device, "corrbench-c", seed, corruption, severity, chunk_index)
-    piece = {"tiny": 250, "imagenet": 50}.get(scale, GENERATION_CHUNK)   # ~25-60 MB per float64 temporary
-    corrupted = [corrupt(clean.images(slice(first, min(first + piece, stop))).to(device), corruption, severity,
-                         scale=scale, generator=generator)
-                 for first in range(start, stop, piece)]
-    images = corrupted[0] if len(corrupted) == 1 else torch.cat(corrupted)
-    return jpeg_round_trip(images) if jpeg and scale in JPEG_SCALES else images
-
-
-def _check_severities(severities: Sequence[int] | None) -> list[int]:
-    chosen = list(severities) if severities else list(SEVERITIES)
-    for severity in chosen:
-        if severity not in SEVERITIES:
-            raise InvalidValueError(f"severity must be between 1 and 5, got {severity}")
-    return chosen
-
-
-def choose_source(spec: SuiteSpec, source: str, data_root: Path) -> tuple[str, Path | None]:
-    if source not in SOURCES:
-        raise InvalidValueError(f"--source must be one of {', '.join(SOURCES)}, got '{source}'")
-    directory = data_root / spec.folder if spec.folder else None
-    found = directory is not None and directory.is_dir()
-    if not spec.published and source == "auto":
-        return ("files", directory) if found else ("generated", None)
-    if source == "files" or (source == "auto" and found):
-        if not found:
-            raise MissingDataError(f"{spec.name} files not found at {directory}; {spec.how_to_get}, pass --data-root, "
-                                   f"or use --source generated")
-        return "files", directory
-    if source == "auto":
-        raise MissingDataError(f"{spec.name} files not found at {directory}; {spec.how_to_get} (or pass --data-root), "
-                               f"or generate the suite with --source generated")
-    return "generated", None
-
-
-def open_corruption_suite(name: str, data_root: Path, *, source: str = "auto", seed: int = 0,
-                          corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
+def open_corruption_suite(name: str, data_root: Path | str | None = None, *, dataset: str | None = None,
+                          source: str = "auto", seed: int = 0, corruptions: Sequence[str] | None = None,
+                          severities: Sequence[int] | None = None,
                           device: torch.device | str = "cpu") -> CorruptionSuite:
-    """Resolve a -C suite: where its data comes from, which corruptions and severities it has."""
-    spec = get_suite_spec(name)
+    """Resolve and open a -C suite (any form of `resolve_suite`): where its data comes from, which
+    corruptions and severities it has, which scale family generates it."""
+    spec = resolve_suite(name, dataset)
     if spec.kind != "c":
         raise UserError(f"{name} is a perturbation (-P) suite; use `corrbench flip-rate --suite {name}`")
-    if spec.layout == "mnistc":   # MNIST-C: its own corruptions on 28-px digits (corrbench.mnistc)
-        from corrbench.data.mnistc import open_mnistc_suite
-        return open_mnistc_suite(name, data_root, source=source, seed=seed, corruptions=corruptions,
-                                 severities=severities, device=device)
+    opener = SUITE_OPENERS.get(spec.layout)
+    return opener(spec, resolve_data_root(data_root), source=source, seed=seed, corruptions=corruptions,
+                  severities=severities, device=device)
+
+
+def _known_first(names: list[str]) -> list[str]:
+    """The 19 corrbench names in their canonical order, then any others sorted."""
+    known = [c for c in ALL_CORRUPTIONS if c in names]
+    return known + sorted(n for n in names if n not in ALL_CORRUPTIONS)
+
+
+def _corruptions_on_disk(spec: SuiteSpec, directory: Path) -> list[str]:
+    if spec.generated:   # a -C set of corrbench's 19 corruptions (official or make-c)
+        return [c for c in ALL_CORRUPTIONS if _has_corruption(spec, directory, c)]
+    if spec.layout == "npy":
+        names = [p.stem for p in directory.glob("*.npy") if p.stem != "labels" and not p.name.startswith(".")]
+    else:
+        names = list_class_folders(directory)
+    return _known_first(names)
+
+
+def _family_of_files(spec: SuiteSpec, directory: Path | None, dataset_family: str) -> str | None:
+    if spec.generated:
+        return dataset_family
+    recipe = read_provenance(directory) if directory is not None else None
+    return recipe.get("scale") if recipe else None
+
+
+@register_opener("npy")
+@register_opener("folders")
+def open_c_suite(spec: SuiteSpec, data_root: Path, *, source: str = "auto", seed: int = 0,
+                 corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
+                 device: torch.device | str = "cpu") -> CorruptionSuite:
+    """Open a -C suite in the CIFAR-10-C ('npy') or ImageNet-C ('folders') layout, or generate it."""
     chosen_source, directory = choose_source(spec, source, data_root)
     info = dataset_info(spec.dataset)
     clean = load_dataset(spec.dataset, "test", data_root)
-    chosen_severities = _check_severities(severities)
+    chosen_severities = check_severities(severities)
     if chosen_source == "files":
-        available = [c for c in ALL_CORRUPTIONS if _has_corruption(spec, directory, c)]
+        available = _corruptions_on_disk(spec, directory)
         if spec.layout == "npy":
             labels = read_c_labels(directory, n_per_severity=len(clean))
             if not torch.equal(labels, clean.labels):
                 raise LayoutError(f"{directory / 'labels.npy'} does not match the clean {spec.dataset} test labels in "
-                                  f"test-set order; the folder is not {spec.folder} for this test set")
+                                  f"test-set order; the folder is not a -C set of this test set")
+        family = _family_of_files(spec, directory, info.scale)
     else:
         available = list_corruptions("all")
+        family = info.scale
     if corruptions:
         for corruption in corruptions:
             if corruption not in available:
-                where = f"in {directory}" if directory else "in corrbench's engine yet"
-                raise MissingDataError(f"corruption '{corruption}' is not available {where}; available: "
-                                       f"{', '.join(available) or 'none'}")
+                where = f"in {directory}" if directory else "in corrbench's corruption engine"
+                raise not_available("corruption", corruption, available, where)
         chosen = list(corruptions)
-    else:
-        if chosen_source == "files":
-            missing = [c for c in ALL_CORRUPTIONS if c not in available]
-            if missing and not available:
-                raise LayoutError(f"{directory} has none of the {len(ALL_CORRUPTIONS)} corruption files; "
-                                  f"expected e.g. {_expected_name(spec, ALL_CORRUPTIONS[0])}")
-            if missing:
-                raise LayoutError(f"{directory} is missing {', '.join(_expected_name(spec, c) for c in missing)}; "
-                                  f"re-download it or choose a subset with --corruptions")
+    elif chosen_source == "generated":
         chosen = available
+    else:
+        chosen = _expected_on_disk(spec, directory, available)
+    height, width = clean.image_hw
+    if family is not None:
+        note = scale_family_note(height, width, family)
+    else:
+        note = f"{spec.name}: files made elsewhere, no corrbench scale family ({height}×{width} clean images)"
     return CorruptionSuite(spec=spec, source=chosen_source, clean=clean, corruptions=chosen,
                            severities=chosen_severities, seed=seed if chosen_source == "generated" else None,
-                           directory=directory, device=torch.device(device), scale=info.scale)
+                           directory=directory, device=torch.device(device), scale_family=family, scale_note=note)
+
+
+def _expected_on_disk(spec: SuiteSpec, directory: Path, available: list[str]) -> list[str]:
+    """The corruptions a files suite holds: all it has for cfolder:/cnpy:; for a -C set of corrbench's
+    corruptions the 19 (official) or those its make-c recipe lists — LayoutError if any is missing."""
+    if not available:
+        example = _expected_name(spec, ALL_CORRUPTIONS[0])
+        if not spec.generated:
+            kind = "files" if spec.layout == "npy" else "folders"
+            raise LayoutError(f"{directory} has no corruption {kind}; {spec.how_to_get}")
+        raise LayoutError(f"{directory} has none of the {len(ALL_CORRUPTIONS)} corruption files; expected e.g. {example}")
+    if not spec.generated:
+        return available
+    recipe = read_provenance(directory)
+    expected = [c for c in recipe.get("corruptions", ())] if recipe else list(ALL_CORRUPTIONS)
+    missing = [c for c in expected if c not in available]
+    if missing:
+        raise LayoutError(f"{directory} is missing {', '.join(_expected_name(spec, c) for c in missing)}; "
+                          f"re-download it or choose a subset with --corruptions")
+    return [c for c in available if c in expected]
 
 
 def _expected_name(spec: SuiteSpec, corruption: str) -> str:
-    return f"{corruption}.npy" if spec.layout == "npy" else f"{corruption}/"
+    return f"{corruption}.npy" if spec.layout == "npy" else f"{corruption}/<severity>/<class>/<image>"
 
 
 def _has_corruption(spec: SuiteSpec, directory: Path, corruption: str) -> bool:
     if spec.layout == "npy":
         return (directory / f"{corruption}.npy").is_file()
     return (directory / corruption).is_dir()
+
+
+__all__ = ["SUITES", "SUITE_FORMS", "SuiteSpec", "Part", "CorruptionSuite", "GENERATION_CHUNK", "GeneratedImages",
+           "generate_chunk", "slice_chunks", "resolve_suite", "get_suite_spec", "suite_dataset", "c_suite_spec",
+           "default_c_location", "open_corruption_suite", "choose_source", "check_severities"]

@@ -18,9 +18,10 @@ Published MD5s (each found, identical, in at least two independent public datase
 scripts, e.g. torch-uncertainty's dataset classes):
 - CIFAR-10-C.tar (Zenodo 2535967) and CIFAR-100-C.tar (Zenodo 3555552), and every .npy inside both;
 - ImageNet-C's blur.tar, digital.tar, extra.tar, noise.tar, weather.tar (Zenodo 2235448);
-- TinyImageNet-C.tar of Zenodo record 2469796 (an upload that other projects download Tiny-ImageNet-C from).
+- TinyImageNet-C.tar of Zenodo record 2469796 (an upload that other projects download Tiny-ImageNet-C from);
+- CIFAR-10-P.tar (Zenodo 2535967, beside CIFAR-10-C.tar) and mnist_c.zip (MNIST-C, Zenodo 3239543).
 Unknown, so not checked: Tiny-ImageNet-C.tar of Zenodo 2536630 (the record the hendrycks/robustness
-README links), the files inside the Tiny-ImageNet-C and ImageNet-C archives, and CIFAR-10-P / CIFAR-100-P
+README links), the files inside the Tiny-ImageNet-C, ImageNet-C and -P archives, and CIFAR-100-P
 (Google Drive only). `verify --archive FILE` says so when it meets one of them.
 """
 from __future__ import annotations
@@ -126,11 +127,12 @@ PUBLISHED_ARCHIVES: dict[str, PublishedArchive] = {
     "weather.tar": PublishedArchive("33ffea4db4d93fe4a428c40a6ce0c25d", "ImageNet-C weather, Zenodo record 2235448"),
     "TinyImageNet-C.tar": PublishedArchive("3d9c6e89c2609aeb4198f84c8edd1ff0",
                                            "Tiny-ImageNet-C, Zenodo record 2469796"),
+    "CIFAR-10-P.tar": PublishedArchive("125d6775afc5846ea84584d7524dedff", "CIFAR-10-P, Zenodo record 2535967"),
+    "mnist_c.zip": PublishedArchive("4b34b33045869ee6d424616cd3a65da3", "MNIST-C, Zenodo record 3239543"),
 }
 UNKNOWN_ARCHIVES: dict[str, str] = {
     "Tiny-ImageNet-C.tar": "Tiny-ImageNet-C of Zenodo record 2536630",
     "Tiny-ImageNet-P.tar": "Tiny-ImageNet-P of Zenodo record 2536630",
-    "CIFAR-10-P.tar": "CIFAR-10-P (Google Drive)",
     "CIFAR-100-P.tar": "CIFAR-100-P (Google Drive)",
 }
 
@@ -369,7 +371,7 @@ def verify_npy_p(directory: Path, *, progress: ProgressLike | None = None) -> Ve
                                     published, videos))
     for stem in sorted(present - set(P_FRAMES) - set(P_DIFFICULTY_FILES)):
         checks.append(Check(f"{stem}.npy", NOTE, "not a perturbation name; corrbench ignores it"))
-    checks.append(Check("md5", NOTE, "no published checksums are known for -P files (Google Drive only)"))
+    checks.append(Check("md5", NOTE, "no published checksums are known for the files inside -P archives; check CIFAR-10-P.tar with --archive"))
     what = directory.name if published else "CIFAR-10-P style"
     count = f" of {videos[0]:,} videos" if videos else ""
     return VerifyReport(directory, "npy-p", f"{what} -P folder (npy){count}", checks)

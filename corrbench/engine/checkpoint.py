@@ -1,12 +1,16 @@
 """Run folders and checkpoints: `runs/<run_id>/{config.json, checkpoint.pt, train_log.parquet}`.
 
 A checkpoint holds everything to resume exactly (model, optimizer, scheduler, epoch, log) and to
-evaluate without the original command line (config, dataset facts, resolved arch). Writes are atomic.
+evaluate without the original command line (config, dataset facts, resolved arch). Writes are atomic;
+temp files left by a killed writer (`.checkpoint.<host>-<pid>-<start>.<token>.tmp.pt`) are removed
+before every checkpoint write — so on `--resume` and at the end of a run — once their process is gone.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 import torch
 
 from corrbench import __version__
-from corrbench.atomic import atomic_path, atomic_write_text
+from corrbench.atomic import atomic_path, atomic_write_text, sweep_temps
 from corrbench.errors import CheckpointError, MissingDataError
 
 FORMAT = "corrbench-checkpoint"
@@ -25,9 +29,32 @@ LOG_NAME = "train_log.parquet"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (an OSError, e.g. a full disk, is a one-line WriteError)."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "corrbench_version": __version__, **payload}
+    path = Path(path)
+    sweep_stale_temps(path.parent)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as error:   # torch's zip writer reports a failed write (full disk …) this way
+            raise _save_error(tmp, error) from None
+
+
+def _save_error(tmp: Path, error: RuntimeError) -> OSError:
+    try:
+        stats = os.statvfs(tmp.parent)
+        full = stats.f_bavail * stats.f_frsize < (1 << 20)
+    except (OSError, AttributeError):   # no statvfs on Windows
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return OSError(errno.EIO, f"torch.save failed ({str(error).splitlines()[0][:100]})")
+
+
+def sweep_stale_temps(run_dir: Path | str) -> int:
+    """Remove temp files in a run folder whose writing process is gone (a kill during a checkpoint, log
+    or config write); returns how many."""
+    return sweep_temps(run_dir)
 
 
 def resolve_checkpoint_path(path: Path | str) -> Path:

@@ -20,13 +20,16 @@ import torch.nn as nn
 
 from corrbench.atomic import atomic_path
 from corrbench.augment import get_augmentation, random_crop_flip
+from corrbench.augment.color import apply_preprocess
 from corrbench.config import RunConfig
 from corrbench.data.datasets import dataset_info, load_dataset, resolve_data_root
 from corrbench.data.splits import SubsetImages, holdout_split
-from corrbench.engine.checkpoint import (RunFolder, load_checkpoint, save_checkpoint, state_digest, write_config)
+from corrbench.engine.checkpoint import (RunFolder, load_checkpoint, save_checkpoint, state_digest,
+                                         sweep_stale_temps, write_config)
 from corrbench.device import derive_seed, make_generator, resolve_device
 from corrbench.engine.distributed import (DistContext, all_gather_objects, barrier, broadcast_buffers,
                                           init_distributed)
+from corrbench.engine.monitor import CleanValidation, record_failure
 from corrbench.progress import ProgressLike, null_progress
 from corrbench.errors import TrainingDivergedError, UserError
 from corrbench.methods import create_method
@@ -69,6 +72,76 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_p
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class StepSums:
+    """Per-epoch sums of the logged values, kept on the device, and a device flag for the first
+    non-finite loss: a training step never waits for the device (no `.item()`, no `float(tensor)`).
+
+    On the CPU the flag is read every step (reading it costs nothing there, and the step with the
+    NaN stops before its backward pass); on an accelerator every `CHECK_EVERY` steps and at the end
+    of the epoch. Either way the error names the epoch and the first step whose loss was not finite.
+    """
+
+    CHECK_EVERY = 50
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        # float64 sums as Python floats had, where the device has float64.
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.sums: dict[str, torch.Tensor] = {}
+        self.check_every = 1 if device.type == "cpu" else self.CHECK_EVERY
+        self.bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.bad_value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def watch(self, loss: torch.Tensor, step: int) -> None:
+        newly_bad = ~torch.isfinite(loss) & (self.bad_step < 0)
+        self.bad_step = torch.where(newly_bad, step, self.bad_step)
+        self.bad_value = torch.where(newly_bad, loss.float(), self.bad_value)
+
+    def due(self, step: int, steps: int) -> bool:
+        return (step + 1) % self.check_every == 0 or step + 1 == steps
+
+    def first_nonfinite(self) -> tuple[int, float] | None:
+        """(step, loss value) of the first non-finite loss this epoch, or None (one host sync)."""
+        step = int(self.bad_step)
+        return None if step < 0 else (step, float(self.bad_value))
+
+    def add(self, key: str, value: torch.Tensor | float, weight: int) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to(self.device, self.dtype) * weight
+        else:   # filled on the device: a host→device copy would wait for the queued kernels
+            value = torch.full((), float(value) * weight, dtype=self.dtype, device=self.device)
+        if key in self.sums:
+            self.sums[key].add_(value)
+        else:
+            self.sums[key] = value
+
+    def totals(self) -> dict[str, float]:
+        """The sums as Python floats (one host sync per epoch)."""
+        if not self.sums:
+            return {}
+        values = torch.stack(list(self.sums.values())).tolist()
+        return dict(zip(self.sums, values))
+
+
+def optimizer_kernels(device: torch.device) -> dict[str, bool | None]:
+    """SGD's fused kernel on CUDA (one launch for all parameters); elsewhere torch's default (None),
+    which on the CPU is the per-parameter loop whose results earlier runs pinned."""
+    return {"fused": True if device.type == "cuda" else None}
+
+
+def compile_stages(model: nn.Module, device: torch.device) -> bool:
+    """`torch.compile` the stem, every stage and the head in place (on CUDA only; the CPU runs eager).
+
+    Compiling the parts, not `Classifier.forward`, keeps the feature hooks of the mixing methods
+    eager between compiled stages (a new hook every step would otherwise recompile), and keeps the
+    state-dict keys. Returns whether anything was compiled."""
+    if device.type != "cuda" or not all(hasattr(model, name) for name in ("stem", "stages", "head")):
+        return False
+    for part in (model.stem, *model.stages, model.head):
+        part.compile()
+    return True
+
+
 def run_dir_for(config: RunConfig, runs_dir: Path | str) -> Path:
     return Path(runs_dir) / config.run_id()
 
@@ -108,7 +181,8 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     # Weight decay on every parameter, as the reference CIFAR codes do.
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov and config.momentum > 0)
+                                weight_decay=config.weight_decay, nesterov=config.nesterov and config.momentum > 0,
+                                **optimizer_kernels(device))
 
     n_total = len(trainset)
     per_rank_batch = config.batch_size // ctx.world_size
@@ -118,11 +192,16 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in optimizer.param_groups:   # a checkpoint from another device type keeps its kernel choice
+            group.update(optimizer_kernels(device))
         scheduler.load_state_dict(checkpoint["scheduler"])
 
     if trainset.in_memory:
         all_images = trainset.tensor().to(device)
     all_labels = trainset.labels.to(device)
+    stream = _resized_crop_stream(config, trainset, info, device, ctx.rank, per_rank_batch)   # None: padded crop
+    if config.compile:
+        compile_stages(model, device)
     train_model: nn.Module = model
     if ctx.enabled:
         train_model = nn.parallel.DistributedDataParallel(
@@ -130,10 +209,13 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.amp
                 else contextlib.nullcontext())
 
+    validation = CleanValidation(config.dataset, data_root, device, every=config.val_every, epochs=config.epochs,
+                                 batch_size=config.eval_batch_size, channels_last=channels_last)
     checkpoint_extra = {"dataset": info.__dict__ | {"mean": list(info.mean), "std": list(info.std)},
                         "arch_resolved": arch, "method_hyperparameters": method.hyperparameters()}
-    epoch_task = progress.add_task("epochs", total=config.epochs, completed=start_epoch)
-    batch_task = progress.add_task("batches", total=steps_per_epoch)
+    # Plain-log progress (stderr not a terminal): one line per epoch with its scalars, none per batch.
+    epoch_task = progress.add_task("epochs", total=config.epochs, completed=start_epoch, log="each")
+    batch_task = progress.add_task("batches", total=steps_per_epoch, log=False)
     epoch = start_epoch
     saved_epoch = start_epoch
     try:
@@ -146,44 +228,58 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
                 torch.manual_seed(derive_seed(config.seed, epoch, "global", ctx.rank))  # e.g. dropout inside timm models
                 permutation = torch.randperm(n_total, generator=order_generator)
                 permutation = permutation[ctx.rank:n_rank * ctx.world_size:ctx.world_size]
-                sums: dict[str, float] = {}
+                # One copy per epoch: a per-step host→device copy of the indices would wait for the queued kernels.
+                device_permutation = permutation.to(device)
+                batches = stream.epoch(epoch, permutation) if stream is not None else None
+                sums = StepSums(device)
                 seen = 0
                 started = time.perf_counter()
                 for step in range(steps_per_epoch):
-                    index = permutation[step * per_rank_batch:(step + 1) * per_rank_batch]
-                    if trainset.in_memory:
-                        images = all_images[index.to(device)]
+                    batch_slice = slice(step * per_rank_batch, (step + 1) * per_rank_batch)
+                    index = device_permutation[batch_slice]
+                    if stream is not None:   # RandomResizedCrop + flip of the files, decoded ahead by workers
+                        images, labels = next(batches)
                     else:
-                        images = trainset.images(index).to(device, non_blocking=True)
-                    labels = all_labels[index.to(device)]
-                    images = random_crop_flip(images, config.crop_padding, config.flip, device_generator)
+                        if trainset.in_memory:
+                            images = all_images[index]
+                        else:
+                            images = trainset.images(permutation[batch_slice]).to(device, non_blocking=True)
+                        labels = all_labels[index]
+                        images = random_crop_flip(images, config.crop_padding, config.flip, device_generator)
+                    images = apply_preprocess(images, config.preprocess, device_generator)   # e.g. MAGN's jitter
                     images = augmentation.apply(images, device_generator)
                     if channels_last:
                         images = images.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         loss, logs = method.loss(train_model, images, labels, device_generator)
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise TrainingDivergedError(
-                            f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
-                            f"(epoch {epoch}) is kept in {folder.path}; lower --lr or check the method's settings")
+                    sums.watch(loss.detach(), step)
+                    if sums.due(step, steps_per_epoch):
+                        bad = sums.first_nonfinite()
+                        if bad is not None:
+                            bad_step, bad_value = bad
+                            raise TrainingDivergedError(
+                                f"loss became {bad_value} at epoch {epoch + 1}, step {bad_step + 1}; "
+                                f"{_what_is_kept(folder, saved_epoch)}; lower --lr or check the method's settings")
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
                     batch = labels.shape[0]
                     seen += batch
-                    sums["loss"] = sums.get("loss", 0.0) + loss_value * batch
+                    sums.add("loss", loss.detach(), batch)
                     for key, value in logs.items():
-                        sums[key] = sums.get(key, 0.0) + float(value) * batch
+                        sums.add(key, value, batch)
                     progress.advance(batch_task)
             seconds = time.perf_counter() - started
             broadcast_buffers(model, ctx)
-            row = {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()},
+            row = {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in sums.totals().items()},
                    "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                    "images_per_s": seen * ctx.world_size / seconds if seconds > 0 else float("nan")}
+            row.update(validation.scalars(model, epoch + 1, autocast))   # {"val_error": …} when --val-every is due
             log_rows.append(row)
             if ctx.is_main:
+                if saved_epoch == 0:   # the run folder appears with its first checkpoint, not before
+                    _create_run_folder(folder, config)
                 save_checkpoint(folder.checkpoint, {
                     "config": config.to_json(), "epoch": epoch + 1, "complete": epoch + 1 == config.epochs,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -191,13 +287,21 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
                 saved_epoch = epoch + 1
                 _write_log(folder, log_rows)
             barrier(ctx)
+            progress.update(epoch_task, **{k: row.get(k) for k in ("loss", "val_error", "lr", "images_per_s")})
             progress.advance(epoch_task)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
+    except TrainingDivergedError as error:
+        if ctx.is_main:   # `corrbench runs` tells a run that failed with NaN from one that was interrupted
+            record_failure(folder.path, epoch=epoch + 1, saved_epoch=saved_epoch, reason="nan", message=str(error))
+        raise
     except KeyboardInterrupt:
-        kept = (f"the checkpoint of epoch {saved_epoch} is kept in {folder.path}; continue with the same command "
-                f"plus --resume") if saved_epoch else "no epoch had finished, so no checkpoint was written"
+        kept = _what_is_kept(folder, saved_epoch) + ("; continue with the same command plus --resume"
+                                                     if saved_epoch else "")
         raise TrainingInterrupted(f"interrupted in epoch {min(epoch + 1, config.epochs)}; {kept}") from None
+    finally:
+        if stream is not None:
+            stream.close()   # the decoding worker processes
     digest = state_digest(model.state_dict())
     rank_digests = [str(d) for d in all_gather_objects(digest, ctx)]
     return TrainResult(run_id=config.run_id(), run_dir=folder.path, epochs_completed=len(log_rows),
@@ -205,8 +309,21 @@ def train(config: RunConfig, *, runs_dir: Path | str = "runs", resume: bool = Fa
                        rank_digests=rank_digests)
 
 
+def _resized_crop_stream(config: RunConfig, trainset, info, device: torch.device, rank: int,
+                         per_rank_batch: int):
+    """The RandomResizedCrop stream of the training files for train_crop=random_resized, else None."""
+    if config.train_crop != "random_resized":
+        return None
+    from corrbench.data.train_stream import ResizedCropStream, default_loader_workers, image_files
+    paths, labels = image_files(trainset)   # a UserError for in-memory data (CIFAR, npy:)
+    return ResizedCropStream(paths, labels, info.height_width, seed=config.seed, batch_size=per_rank_batch,
+                             device=device, rank=rank, flip=config.flip, workers=default_loader_workers())
+
+
 def _prepare_folder(folder: RunFolder, config: RunConfig, resume: bool, overwrite: bool, ctx: DistContext):
     """Create or reuse the run folder; returns (start_epoch, log_rows, checkpoint or None)."""
+    if (resume or overwrite) and ctx.is_main:
+        sweep_stale_temps(folder.path)   # temp files of a killed earlier attempt
     if folder.checkpoint.exists() and not (resume or overwrite):
         raise UserError(f"run {folder.path.name} already exists in {folder.path.parent}; add --resume to continue it "
                         f"or --overwrite to start again")
@@ -217,11 +334,23 @@ def _prepare_folder(folder: RunFolder, config: RunConfig, resume: bool, overwrit
                             f"options or start a new run")
         return int(checkpoint["epoch"]), list(checkpoint.get("log", [])), checkpoint
     # --resume without a checkpoint starts from scratch: the same command line is always safe to re-run.
-    if ctx.is_main:
-        folder.path.mkdir(parents=True, exist_ok=True)
-        write_config(folder.path, config.to_json())
-    barrier(ctx)
+    # The folder is made with the first checkpoint (_create_run_folder): a failure before it (missing data,
+    # a bad hyperparameter, NaN in epoch 1) leaves nothing behind.
     return 0, [], None
+
+
+def _create_run_folder(folder: RunFolder, config: RunConfig) -> None:
+    folder.path.mkdir(parents=True, exist_ok=True)
+    write_config(folder.path, config.to_json())
+
+
+def _what_is_kept(folder: RunFolder, saved_epoch: int) -> str:
+    """What a stopped run leaves on disk, exactly (for the NaN and Ctrl-C messages)."""
+    if saved_epoch:
+        return f"the checkpoint of epoch {saved_epoch} is kept in {folder.path}"
+    if folder.checkpoint.exists():   # --overwrite stopped before its first checkpoint replaced the old one
+        return f"no epoch finished; the earlier run's checkpoint in {folder.path} is left as it was"
+    return "no epoch finished, so nothing was written (no run folder)"
 
 
 def _write_log(folder: RunFolder, rows: list[dict]) -> None:

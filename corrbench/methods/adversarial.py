@@ -10,7 +10,9 @@ clip=false` is that variant.
 that KL — β 6, ε 0.031, 10 steps of 0.007, start x + 0.001·N(0, I), x_adv clamped to [0, 1]
 (yaodongyu/TRADES `trades.py`, `train_trades_cifar10.py`). The KL's target p(x) is not detached
 in the training loss (as in the code). DiGN's variant: zero start (`start='zero'`), no clamp
-(`clip=false`); MAGN's TRADES row used ε 8/255 and 7 steps of 2.5ε/7 (`--set` them).
+(`clip=false`). MAGN's TRADES row (§4) attacks like its AT row — ε 8/255, 7 steps of 2.5ε/7 — with SGD
+Nesterov and the 150-epoch schedule: the bundled MAGN recipes set those, and β 3 (DiGN's default for its
+TRADES weight; the paper gives none).
 
 Both attack the model in eval mode (BatchNorm on running statistics), as the TRADES and DiGN codes
 do, then train on the result in train mode. The attack runs on the module inside
@@ -104,8 +106,9 @@ def trades_objective(logits_natural: torch.Tensor, logits_adv: torch.Tensor, lab
                      beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(CE + β·KL, CE, KL) with KL = (1/B)·Σ_i Σ_c p_c(x_i)·(log p_c(x_i) − log p_c(x_adv,i)), float32."""
     ce = F.cross_entropy(logits_natural.float(), labels)
-    kl = F.kl_div(F.log_softmax(logits_adv.float(), dim=1), F.softmax(logits_natural.float(), dim=1),
-                  reduction="batchmean")
+    # log-probability target: kl_div's gradient in a probability target is NaN where it is 0 (methods/losses.py)
+    kl = F.kl_div(F.log_softmax(logits_adv.float(), dim=1), F.log_softmax(logits_natural.float(), dim=1),
+                  reduction="batchmean", log_target=True)
     return ce + beta * kl, ce, kl
 
 

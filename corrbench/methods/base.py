@@ -15,8 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from corrbench.errors import InvalidValueError, UserError
+from corrbench.errors import UserError
 from corrbench.registry import Registry
+from corrbench.values import parse_value
 
 
 @dataclass(frozen=True)
@@ -100,18 +101,8 @@ def create_method(name: str, params: Mapping[str, Any] | None = None) -> Method:
 
 
 def coerce(value: Any, kind: type, label: str) -> Any:
-    """Convert a `--set` string to the type of the default value."""
+    """Convert a `--set` string to the type of the default value (rules: corrbench.values.parse_value)."""
     if not isinstance(value, str) or kind is str:
         return value
-    try:
-        if kind is bool:
-            lowered = value.strip().lower()
-            if lowered not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError
-            return lowered in {"true", "1", "yes"}
-        if kind is tuple:
-            return tuple(int(v) for v in value.split(",") if v.strip())
-        return kind(value)
-    except ValueError:
-        raise InvalidValueError(f"{label} expects a {kind.__name__}, got '{value}'") from None
+    return parse_value(value, kind, label)
 

@@ -26,6 +26,19 @@ Choices (methods.md §4, §6.6):
 `l2-noise` (the paper's "L2" rows, Sec. 3.3): the same rescaled random direction at the fixed radius
 ε with hard labels (the τ → 0, ξ → 1 − 1/C limit of ESP).
 
+`grey_size` (ESP and L2): 0 perturbs every pixel of every channel (d = C·H·W). N > 0 perturbs only the
+centred N×N window of channel 0 and copies it to every channel: MNIST is served as 32×32 RGB (the 28×28
+digit padded by 2 px, grey copied to R, G, B), and the paper perturbs the 28×28 grey image (d = 784), so
+`grey_size = 28` is its MNIST setting; the padding stays untouched.
+
+Compositions for the rest of Table 1 (the paper does not say how the parts combine; corrbench's choice,
+one rule for all): the perturbation (ESP or L2) acts on the clean view with its label; AugMix adds two
+views of the unperturbed image and λ·JS(p(x'), p(aug1), p(aug2)) with the views in one forward pass;
+DeepAugment distorts the first 75 % of every view inside the network (Noise2Net on the normalised image,
+a fresh random network per view and step). Names: `augmix+l2-noise`, `deepaugment+l2-noise`,
+`deepaugment+esp`, `augmix+deepaugment`, `augmix+deepaugment+l2-noise`, `augmix+deepaugment+esp`.
+Random draws: AugMix views, then the perturbation, then Noise2Net (inside the forward pass).
+
 `augmix+esp`: the paper combines ESP with AugMix but does not say how (§6.6). corrbench keeps AugMix's
 JSD recipe and lets ESP replace the clean view: x_e = ESP(x) with its smoothed label, two AugMix views
 of x, one joint forward pass (as AugMix's code), loss = soft-CE(x_e) + λ·JS(p(x_e), p(aug1), p(aug2)),
@@ -48,8 +61,10 @@ LAMBDA_RULES = ("text", "algorithm")
 
 ESP_RECIPE = Recipe(
     epochs=100, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine",
-    source="ESP §4.2: SGD momentum 0.9, lr 0.1, cosine decay 'as in AugMix' (AugMix CIFAR code: 100 epochs, "
-           "batch 128, Nesterov, wd 5e-4); Tiny-ImageNet: step ×0.1 at epochs 100 and 150")
+    source="ESP §4.2: SGD momentum 0.9, lr 0.1 ('in all our experiments'), cosine decay 'as in AugMix' "
+           "(AugMix CIFAR code: 100 epochs, batch 128, Nesterov, wd 5e-4); Tiny-ImageNet: step ×0.1 at epochs 100 "
+           "and 150 (recipe esp_table1_tinyimagenet); MNIST: lr 0.1, no translation, grey_size 28 "
+           "(recipe esp_table1_mnist)")
 
 
 def xi_from_gamma(gamma: float, num_classes: int) -> float:
@@ -97,6 +112,26 @@ def truncated_normal(count: int, mean: float, std: float, low: float, high: floa
     return draws.clamp(low, high)
 
 
+def perturb_window(x: torch.Tensor, radius: float | torch.Tensor, grey_size: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random direction (N(0, I) draws) rescaled to L2 `radius` inside [0, 1]; the whole image for
+    grey_size 0, else only the centred grey_size² window of channel 0, copied to every channel."""
+    if grey_size == 0:
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return l2_perturb(x, direction, radius)
+    height, width = x.shape[-2:]
+    if grey_size > min(height, width):
+        raise InvalidValueError(f"grey_size {grey_size} is larger than the {height}×{width} images; use 0 or the "
+                                f"digit size (28 for MNIST)")
+    top, left = (height - grey_size) // 2, (width - grey_size) // 2
+    window = x[:, :1, top:top + grey_size, left:left + grey_size]
+    direction = torch.randn(window.shape, generator=generator, device=x.device, dtype=x.dtype)
+    moved, achieved = l2_perturb(window, direction, radius)
+    out = x.clone()
+    out[:, :, top:top + grey_size, left:left + grey_size] = moved.expand(-1, x.shape[1], -1, -1)
+    return out, achieved
+
+
 def _optional_float(owner: str, name: str, value: Any) -> float | None:
     """`--set` passes strings for fields whose default is None: 'none' stays None, numbers become floats."""
     if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -120,6 +155,7 @@ class ESP(Method):
     gamma: float | None = None      # γ of the paper's ξ rule; None = the paper's value for the number of classes
     xi: float | None = None         # ξ directly (overrides gamma); s(ε + τ) = 1/C + ξ
     lambda_rule: str = "text"       # 'text' (λ = ln(C/(1+ξC))/τ) | 'algorithm' (Alg. 1: /(τ − ε))
+    grey_size: int = 0              # 0: all C·H·W values; N: the centred N×N grey window (MNIST: 28, d = 784)
 
     name = "esp"
     summary = "Random L2 perturbations (clipping-aware rescaled) with exponentially smoothed labels (ESP)."
@@ -131,6 +167,8 @@ class ESP(Method):
         "sigma": "None = 0.5·τ (paper)",
         "gamma": "None = paper's γ for the number of classes: 10 (C ≤ 10), 20 (C ≤ 100), 200 (more)",
         "epsilon": "not given in the paper's main text; 2.0 ≈ L2 norm of CIFAR-10-C gaussian_noise severity 1",
+        "grey_size": "0 = perturb all C·H·W values (default); 28 = the 28×28 grey digit inside corrbench's padded "
+                     "32×32 RGB MNIST (the paper's d = 784)",
     }
 
     def __post_init__(self) -> None:
@@ -148,6 +186,8 @@ class ESP(Method):
             raise InvalidValueError(f"{self.name}.sigma must be ≥ 0, got {self.resolved_sigma}")
         if self.gamma is not None and not self.gamma > 0:
             raise InvalidValueError(f"{self.name}.gamma must be > 0, got {self.gamma}")
+        if self.grey_size < 0:
+            raise InvalidValueError(f"{self.name}.grey_size must be ≥ 0 (0 = the whole image), got {self.grey_size}")
 
     @property
     def resolved_tau(self) -> float:
@@ -176,8 +216,7 @@ class ESP(Method):
         tau = self.resolved_tau
         radius = truncated_normal(x.shape[0], self.epsilon, self.resolved_sigma, self.epsilon - tau,
                                   self.epsilon + tau, generator, x.device)
-        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return l2_perturb(x, direction, radius)
+        return perturb_window(x, radius, self.grey_size, generator)
 
     def targets(self, labels: torch.Tensor, radius: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Soft labels: s(radius) on the true class, (1 − s)/(C − 1) elsewhere."""
@@ -198,20 +237,26 @@ class ESP(Method):
 @dataclass
 class L2Noise(Method):
     epsilon: float = 2.0   # fixed L2 radius in [0,1] pixels (rescaled so ‖x' − x‖₂ = ε within [0, 1])
+    grey_size: int = 0     # as esp.grey_size (MNIST: 28, the paper's d = 784)
 
     name = "l2-noise"
     summary = "Random direction at a fixed L2 radius (clipping-aware rescaled), hard labels (ESP's L2 baseline)."
     recipe = ESP_RECIPE
-    choices = {"epsilon": "grid-searched in the paper (values not in its main text); 2.0 as for esp"}
+    choices = {"epsilon": "grid-searched in the paper (values not in its main text); 2.0 as for esp",
+               "grey_size": ESP.choices["grey_size"]}
 
     def __post_init__(self) -> None:
         if not self.epsilon >= 0:
-            raise InvalidValueError(f"l2-noise.epsilon must be ≥ 0, got {self.epsilon}")
+            raise InvalidValueError(f"{self.name}.epsilon must be ≥ 0, got {self.epsilon}")
+        if self.grey_size < 0:
+            raise InvalidValueError(f"{self.name}.grey_size must be ≥ 0 (0 = the whole image), got {self.grey_size}")
+
+    def perturb(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """x at L2 distance ε in a random direction (clipping-aware), and the achieved radius."""
+        return perturb_window(x, self.epsilon, self.grey_size, generator)
 
     def loss(self, model, images, labels, generator):
-        x = to_unit(images)
-        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        perturbed, radius = l2_perturb(x, direction, self.epsilon)
+        perturbed, radius = self.perturb(to_unit(images), generator)
         logits = model(perturbed)
         loss = cross_entropy(logits, labels)
         return loss, {"ce": loss.detach(), "acc": accuracy(logits.detach(), labels),
@@ -258,3 +303,183 @@ class AugMixESP(ESP):
         return loss, {"ce": ce.detach(), "js": js.detach(), "acc": accuracy(logits.detach(), labels),
                       "radius": radius.detach().float().mean(),
                       "true_label": targets.gather(1, labels[:, None]).mean()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Compositions with AugMix and DeepAugment (the remaining rows of ESP Table 1)
+
+@dataclass
+class AugMixPart:
+    """AugMix's views and JS consistency, as a part of a composed method (google-research/augmix defaults)."""
+
+    jsd_weight: float = 12.0
+    severity: int = 3
+    width: int = 3
+    depth: int = -1
+    alpha: float = 1.0
+    all_ops: bool = False
+
+    def check_augmix(self, owner: str) -> None:
+        from corrbench.augment.augmix import check_augmix_settings
+        check_augmix_settings(self.severity, self.width, self.depth, self.alpha)
+        if not self.jsd_weight >= 0:
+            raise InvalidValueError(f"{owner}.jsd_weight must be ≥ 0, got {self.jsd_weight}")
+
+
+@dataclass
+class DeepAugmentPart:
+    """DeepAugment's Noise2Net distortion, as a part of a composed method (defaults of `deepaugment`)."""
+
+    eps_max: float = 0.4
+    hidden_planes: int = 2
+    fraction: float = 0.75
+
+    def check_deepaugment(self, owner: str) -> None:
+        if not self.eps_max >= 0:
+            raise InvalidValueError(f"{owner}.eps_max must be ≥ 0, got {self.eps_max}")
+        if self.hidden_planes < 1:
+            raise InvalidValueError(f"{owner}.hidden_planes must be ≥ 1, got {self.hidden_planes}")
+        if not 0 <= self.fraction <= 1:
+            raise InvalidValueError(f"{owner}.fraction must be between 0 and 1, got {self.fraction}")
+
+
+def composed_loss(method: Method, model, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, *,
+                  perturbation: str, augmix_views: bool, deepaugment: bool):
+    """The shared step of the ESP Table 1 compositions (module docstring): perturbation ('none' | 'l2' |
+    'esp') on the clean view, optional AugMix views + JS, optional Noise2Net on every view."""
+    from corrbench.augment.augmix import augmix
+    from corrbench.methods.deepaugment import noise2net
+    from corrbench.methods.losses import jensen_shannon
+
+    x = to_unit(images)
+    batch = images.shape[0]
+    views = []
+    if augmix_views:
+        options = dict(severity=method.severity, width=method.width, depth=method.depth, alpha=method.alpha,
+                       all_ops=method.all_ops)
+        views = [augmix(images, generator, **options).to(x.dtype) for _ in range(2)]
+    radius = None
+    if perturbation != "none":
+        x, radius = method.perturb(x, generator)
+    inputs = torch.cat([x, *views]) if views else x
+    if images.is_contiguous(memory_format=torch.channels_last):
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    logs: dict[str, torch.Tensor] = {}
+    if deepaugment:
+        def distort(h: torch.Tensor) -> torch.Tensor:
+            parts = [noise2net(view, generator, eps_max=method.eps_max, hidden_planes=method.hidden_planes,
+                               fraction=method.fraction)[0] for view in h.split(batch)]
+            return torch.cat(parts)
+        logits_all = model(inputs, hook_at=-1, feature_hook=distort)
+    else:
+        logits_all = model(inputs)
+    logits = logits_all[:batch]
+    if perturbation == "esp":
+        targets = method.targets(labels, radius, logits.shape[1])
+        ce = soft_cross_entropy(logits, targets)
+        logs["true_label"] = targets.gather(1, labels[:, None]).mean()
+    else:
+        ce = cross_entropy(logits, labels)
+    loss = ce
+    logs.update(ce=ce.detach(), acc=accuracy(logits.detach(), labels))
+    if radius is not None:
+        logs["radius"] = radius.detach().float().mean()
+    if views:
+        _, logits_aug1, logits_aug2 = logits_all.split(batch)
+        js = jensen_shannon(logits, logits_aug1, logits_aug2)
+        loss = loss + method.jsd_weight * js
+        logs["js"] = js.detach()
+    return loss, logs
+
+
+@register_method
+@dataclass
+class AugMixL2Noise(L2Noise, AugMixPart):
+    name = "augmix+l2-noise"
+    summary = "AugMix + JSD where the L2-noise baseline perturbs the clean view (ESP Table 1 row)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_augmix(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="l2", augmix_views=True,
+                             deepaugment=False)
+
+
+@register_method
+@dataclass
+class DeepAugmentL2Noise(L2Noise, DeepAugmentPart):
+    name = "deepaugment+l2-noise"
+    summary = "L2-noise perturbation, then DeepAugment's Noise2Net on 75 % of the batch (ESP Table 1 row)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_deepaugment(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="l2", augmix_views=False,
+                             deepaugment=True)
+
+
+@register_method
+@dataclass
+class DeepAugmentESP(ESP, DeepAugmentPart):
+    name = "deepaugment+esp"
+    summary = "ESP perturbation and label, then DeepAugment's Noise2Net on 75 % of the batch (ESP Table 1 row)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_deepaugment(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="esp", augmix_views=False,
+                             deepaugment=True)
+
+
+@register_method
+@dataclass
+class AugMixDeepAugment(Method, AugMixPart, DeepAugmentPart):
+    name = "augmix+deepaugment"
+    summary = "AugMix + JSD with DeepAugment's Noise2Net on 75 % of every view (ESP Table 1 row)."
+    recipe = ESP_RECIPE
+
+    def __post_init__(self) -> None:
+        self.check_augmix(self.name)
+        self.check_deepaugment(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="none", augmix_views=True,
+                             deepaugment=True)
+
+
+@register_method
+@dataclass
+class AugMixDeepAugmentL2Noise(L2Noise, AugMixPart, DeepAugmentPart):
+    name = "augmix+deepaugment+l2-noise"
+    summary = "AugMix + JSD + Noise2Net, the L2-noise baseline on the clean view (ESP Table 1 row)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_augmix(self.name)
+        self.check_deepaugment(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="l2", augmix_views=True,
+                             deepaugment=True)
+
+
+@register_method
+@dataclass
+class AugMixDeepAugmentESP(ESP, AugMixPart, DeepAugmentPart):
+    name = "augmix+deepaugment+esp"
+    summary = "AugMix + JSD + Noise2Net, ESP on the clean view with its smoothed label (ESP Table 1 row)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_augmix(self.name)
+        self.check_deepaugment(self.name)
+
+    def loss(self, model, images, labels, generator):
+        return composed_loss(self, model, images, labels, generator, perturbation="esp", augmix_views=True,
+                             deepaugment=True)

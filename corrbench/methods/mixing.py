@@ -124,9 +124,26 @@ def choose_layer(layers: Sequence[int], generator: torch.Generator) -> int:
 def hook_index(layer: int) -> int:
     """Layer k in the NFM/manifold-mixup numbering (0 = input, i = output of stage i) → `hook_at`.
 
-    k = 0 mixes the normalised input (hook_at −1), as the reference codes mix the normalised
-    tensor their loaders produce; mixing is affine-invariant, NFM's noise is not."""
+    k = 0 acts on the input as normalised by the model (the dataset's mean/std, hook_at −1), as
+    erichson/NFM's loaders normalise with the CIFAR statistics. Mixing is affine-invariant, NFM's
+    noise is not: erichson/NoisyMix's loader normalises with mean = std = 0.5 instead, so its
+    input noise is about twice as strong in pixel space; `noisymix` reproduces that through
+    `in_input_space`. Stage outputs (k ≥ 1) are the raw outputs of the stage's blocks."""
     return -1 if layer == 0 else layer
+
+
+def in_input_space(hook: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, mean: float,
+                   std: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`hook` applied to the input as normalised with a fixed `mean` / `std` instead of the model's
+    statistics: the hook at k = 0 receives the model-normalised input h, and this runs
+    `hook((x − mean) / std)` on the pixels x = h·σ_data + μ_data, then normalises back."""
+    normalize = unwrap(model).normalize
+
+    def wrapped(h: torch.Tensor) -> torch.Tensor:
+        x = h * normalize.std + normalize.mean
+        out = hook((x - mean) / std)
+        return (out * std + mean - normalize.mean) / normalize.std
+    return wrapped
 
 
 def check_layers(method: str, layers: Sequence[int]) -> tuple[int, ...]:

@@ -135,7 +135,11 @@ class Mollification(Method):
     recipe = Recipe(epochs=300, batch_size=128, lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-4,
                     schedule="cosine",
                     source="mollification code (train.py, runs_paper.sh): 300 epochs, batch 128, SGD lr 0.01 "
-                           "(argparse default), momentum 0.9, wd 5e-4, cosine (per epoch there, per step here)")
+                           "(argparse default), momentum 0.9, wd 5e-4, cosine (per epoch there, per step here); "
+                           "inputs: flip + crop + RandomRotation(15) (`--set preprocess=rotation:15`); augmentation "
+                           "rows: --augment trivialaugment, randaugment, autoaugment-imagenet (torchvision's default "
+                           "ImageNet policy), augmix-all-ops (torchvision AugMix(), 13 ops) — the bundled "
+                           "`mollification` recipe sets all of them")
     choices = {
         "both_mode": "roles = each example clean, noised or blurred with probability 1/3 (authors' code, default); "
                      "sequential = every example blurred then noised (their README)",

@@ -4,7 +4,8 @@ L = L_NFM + γ·L_JSD (paper Eq. 2). One training step, as erichson/NoisyMix `ci
 with `src/noisy_mixup.py`:
 1. the batch x, two independent AugMix views of it (severity 3, width 3, depth 1–3, 9 ops) →
    one forward pass over the 3B images (BatchNorm sees all of them);
-2. one layer k uniform over `layers` (0 = normalised input, i = output of stage i), one
+2. one layer k uniform over `layers` (0 = the input normalised with mean = std = 0.5, as the code's
+   loader does, i = the raw output of stage i — on a WRN before the final BN → ReLU), one
    λ ~ Beta(α, α) and one permutation, shared by the three splits: each split is mixed with its
    own permuted copy, then noised with its own Beta(2, 5) scalars — additive level σ_add×1, ×2, ×3
    for clean / aug1 / aug2, multiplicative σ_mult, and a fraction `sparsity` of the entries left
@@ -19,7 +20,10 @@ Paper vs code (`choices`): the paper writes one noise distribution ξ for the cl
 terms and never mentions the ×1/×2/×3 additive levels or the sparsity mask, which only the code
 has; `split_scaling=false` uses σ_add for all three splits. The paper's mixing map applies noise
 whatever λ is, while the code skips mixing *and* noise when α = 0; here α = 0 only removes the
-mixing. The README calls the CIFAR WRN "28x2" while the code builds WRN-28-4 (an arch matter).
+mixing. The README and the paper call the CIFAR WRN "28x2" while the code builds WRN-28-4 with dropout
+0.1 (`--arch wrn_28_4_noisymix`; the published clean accuracies, 96.0 / 79.0, fit the wider net).
+`input_space="dataset"` mixes and noises the input normalised with the dataset's mean/std (corrbench's
+behaviour before; its input noise is about half the code's in pixel space).
 """
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ from dataclasses import dataclass
 
 import torch
 
-from corrbench.errors import check_range
+from corrbench.errors import InvalidValueError, check_range
 from corrbench.methods.base import Method, Recipe, accuracy, cross_entropy, register_method, to_unit
 from corrbench.methods.mixing import (check_layers, check_layers_fit, choose_layer, feature_hook, hook_index,
-                                      mixed_accuracy, mixed_cross_entropy, permutation, sample_lambda)
+                                      in_input_space, mixed_accuracy, mixed_cross_entropy, permutation,
+                                      sample_lambda)
 
 SPLITS = 3   # clean, AugMix view 1, AugMix view 2
+INPUT_SPACES = ("reference", "dataset")
+REFERENCE_INPUT_NORMALIZATION = (0.5, 0.5)   # erichson/NoisyMix cifar.py: Normalize([0.5] * 3, [0.5] * 3)
 
 
 @register_method
@@ -50,6 +57,7 @@ class NoisyMix(Method):
     depth: int = -1
     augmix_alpha: float = 1.0
     all_ops: bool = False
+    input_space: str = "reference"              # k = 0 acts on (x − 0.5)/0.5 (code) | 'dataset' mean/std
 
     name = "noisymix"
     summary = "NoisyMix: noisy feature mixup of clean + 2 AugMix views, plus 12·JSD consistency (Erichson et al.)."
@@ -62,6 +70,9 @@ class NoisyMix(Method):
                          "false = the same level on all three (the paper writes one noise distribution)",
         "alpha": "α = 0 turns mixing off but keeps the noise (paper's map); the code also drops the noise — "
                  "set add_noise=0 mult_noise=0 for that (= AugMix + JSD)",
+        "input_space": "reference = the k = 0 mix and noise act on the input normalised with mean = std = 0.5 "
+                       "(erichson/NoisyMix cifar.py's Normalize([0.5]*3, [0.5]*3)); dataset = on the input "
+                       "normalised with the dataset's mean/std (about half the input noise in pixel space)",
         "add_noise": "0.5 with mult_noise 0.5 and sparsity 0.65: README NoisyMix command (the NFM README uses "
                      "0.4 / 0.2 without sparsity); the paper gives no values",
     }
@@ -73,6 +84,9 @@ class NoisyMix(Method):
         check_range("noisymix.sparsity", self.sparsity, low=0, high=1)
         check_range("noisymix.jsd_weight", self.jsd_weight, low=0)
         self.layers = check_layers(self.name, self.layers)
+        if self.input_space not in INPUT_SPACES:
+            raise InvalidValueError(f"noisymix.input_space must be one of {', '.join(INPUT_SPACES)}, "
+                                    f"got '{self.input_space}'")
 
     def augmix_views(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         """Two independent AugMix views (float32 in [0, 1]) of the uint8 batch."""
@@ -101,6 +115,8 @@ class NoisyMix(Method):
             hook = feature_hook(lam, index, generator, groups=SPLITS,
                                 add_levels=tuple(self.add_noise * s for s in scales),
                                 mult_level=self.mult_noise, sparsity=self.sparsity)
+            if layer == 0 and self.input_space == "reference":
+                hook = in_input_space(hook, model, *REFERENCE_INPUT_NORMALIZATION)
             logits = model(batch, feature_hook=hook, hook_at=hook_index(layer))
         else:
             logits = model(batch)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from corrbench.corruptions.convert import divide
 from corrbench.corruptions.filters import _correlate_symmetric_nearest, gaussian_taps
 from corrbench.corruptions.motion import motion_blur as magick_motion_blur
 from corrbench.corruptions.motion import motion_blur_angles, take_angles
@@ -21,11 +22,11 @@ def blur_rows(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def draw_glass(digits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(coins bool B×2×26×26, offsets int64 B×2×26×26×2 as (dx, dy) in {−1, 0})."""
-    b, device = digits.shape[0], digits.device
+    b, device = digits.shape[0], generator.device  # drawn on the generator's device (CPU: same on all)
     coins = torch.rand((b, GLASS_ITERATIONS, VISITED, VISITED), generator=generator, device=device) < 0.5
     offsets = torch.randint(-GLASS_DELTA, GLASS_DELTA, (b, GLASS_ITERATIONS, VISITED, VISITED, 2),
                             generator=generator, device=device)
-    return coins, offsets
+    return coins.to(digits.device), offsets.to(digits.device)
 
 
 @register_digit("glass_blur", stochastic=True, parameters="(σ 0.7, δ 1, 2 passes), each visit swaps with p = 0.5",
@@ -45,7 +46,7 @@ def glass_blur(digits: torch.Tensor, *, generator: torch.Generator | None = None
         coins = check_draws(draws[0], (b, GLASS_ITERATIONS, VISITED, VISITED), "glass_blur", "coins").bool()
         offsets = check_draws(draws[1], (b, GLASS_ITERATIONS, VISITED, VISITED, 2), "glass_blur", "offsets").long()
     coins, offsets = coins.to(digits.device), offsets.to(digits.device)
-    first = blur_rows(digits.to(torch.float64) / 255.0, GLASS_SIGMA).mul_(255.0).floor_().to(torch.uint8)
+    first = blur_rows(divide(digits.to(torch.float64), 255.0), GLASS_SIGMA).mul_(255.0).floor_().to(torch.uint8)
     v = first.reshape(b, SIDE * SIDE).clone()
     rows = torch.arange(b, device=digits.device)
     # The swaps are sequential within an image (a value can travel up-left across visits), so the
@@ -63,7 +64,7 @@ def glass_blur(digits: torch.Tensor, *, generator: torch.Generator | None = None
             on = swap[:, visit]
             v[:, target] = torch.where(on, there, here)
             v[rows, source] = torch.where(on, here, v[rows, source])
-    y = blur_rows(v.view(b, SIDE, SIDE).to(torch.float64) / 255.0, GLASS_SIGMA)
+    y = blur_rows(divide(v.view(b, SIDE, SIDE).to(torch.float64), 255.0), GLASS_SIGMA)
     return round_to_uint8(y.clamp_(0.0, 1.0) * 255.0)
 
 

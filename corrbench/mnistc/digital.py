@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from corrbench.corruptions.convert import divide
 from corrbench.mnistc.registry import register_digit, round_to_uint8
 
 BRIGHTNESS_SHIFT = 0.5                      # severity 5 of [.1, .2, .3, .4, .5]
@@ -15,7 +16,7 @@ STRIPE_COLUMNS = (slice(0, 7), slice(21, 28))
 def brightness(digits: torch.Tensor) -> torch.Tensor:
     """For a grey image HSV has S = H = 0 and V = x, and hsv2rgb gives back (V, V, V) exactly, so the
     chain is rgb2gray(V′, V′, V′) = 0.2125·V′ + 0.7154·V′ + 0.0721·V′ with V′ = clip(x + 0.5, 0, 1)."""
-    value = (digits.to(torch.float64) / 255.0 + BRIGHTNESS_SHIFT).clamp_(0.0, 1.0)
+    value = (divide(digits.to(torch.float64), 255.0) + BRIGHTNESS_SHIFT).clamp_(0.0, 1.0)
     grey = value * GREY_WEIGHTS[0] + value * GREY_WEIGHTS[1] + value * GREY_WEIGHTS[2]
     return round_to_uint8(grey.clamp_(0.0, 1.0) * 255.0)
 

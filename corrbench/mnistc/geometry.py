@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from corrbench.corruptions.convert import divide
 from corrbench.mnistc.registry import SIDE, check_draws, register_digit, round_to_uint8
 
 SHEAR = 0.4           # severity 2 of [0.2, 0.4, 0.6, 0.8, 1.]
@@ -44,7 +45,7 @@ def warp_affine(digits: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """skimage `warp(u/255, inverse_map=P)` (order 1, constant 0, clip) for per-image P = `matrices` B×6
     (a1, a2, a3, b1, b2, b3), then round(255·clip(·, 0, 1)). uint8 B×28×28 → uint8 B×28×28."""
     b, device = digits.shape[0], digits.device
-    x = digits.to(torch.float64) / 255.0
+    x = divide(digits.to(torch.float64), 255.0)
     m = matrices.to(device=device, dtype=torch.float64).view(b, 6, 1, 1)
     grid = torch.arange(SIDE, device=device, dtype=torch.float64)
     col, row = grid.view(1, 1, SIDE), grid.view(1, SIDE, 1)
@@ -72,7 +73,8 @@ def warp_affine(digits: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
 
 def draw_signs(digits: torch.Tensor, generator: torch.Generator, count: int) -> torch.Tensor:
     """`np.random.choice([−1, 1], count)` per image: int64 B×count of ±1."""
-    return torch.randint(0, 2, (digits.shape[0], count), generator=generator, device=digits.device) * 2 - 1
+    signs = torch.randint(0, 2, (digits.shape[0], count), generator=generator, device=generator.device) * 2 - 1
+    return signs.to(digits.device)
 
 
 def _signs(digits: torch.Tensor, generator, draws, count: int, name: str) -> list[list[int]]:

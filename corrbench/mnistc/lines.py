@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import torch
 
+from corrbench.corruptions.convert import divide
 from corrbench.mnistc.registry import SIDE, check_draws, register_digit, round_to_uint8
 
 LINE_HALF_WIDTH = 2.3
@@ -93,8 +94,8 @@ def _rows(digits: torch.Tensor, generator, draws, name: str, low: int, high: int
     """int64 B×2 integer draws in [low, high) per column (the reference's randint calls), or injected ones."""
     b = digits.shape[0]
     if draws is None:
-        first = torch.randint(0, ROW_HIGH, (b, 1), generator=generator, device=digits.device)
-        second = torch.randint(low, high, (b, 1), generator=generator, device=digits.device)
+        first = torch.randint(0, ROW_HIGH, (b, 1), generator=generator, device=generator.device).to(digits.device)
+        second = torch.randint(low, high, (b, 1), generator=generator, device=generator.device).to(digits.device)
         return torch.cat([first, second], dim=1)
     draws = check_draws(draws, (b, 2), name, "integer draws").long().to(digits.device)
     if bool((draws[:, 0] < 0).any() or (draws[:, 0] >= ROW_HIGH).any() or (draws[:, 1] < low).any()
@@ -110,7 +111,7 @@ def dotted_line(digits: torch.Tensor, *, generator: torch.Generator | None = Non
     """round(255·clip(u/255 + line, 0, 1))."""
     rows = _rows(digits, generator, draws, "dotted_line", 0, ROW_HIGH)
     layers = dotted_layers().to(digits.device)[rows[:, 0], rows[:, 1]]
-    return round_to_uint8((digits.to(torch.float64) / 255.0 + layers).clamp_(0.0, 1.0) * 255.0)
+    return round_to_uint8((divide(digits.to(torch.float64), 255.0) + layers).clamp_(0.0, 1.0) * 255.0)
 
 
 @register_digit("zigzag", stochastic=True, parameters="zigzag polyline (a = b = 2) from column 2 to 25",
@@ -120,7 +121,7 @@ def zigzag(digits: torch.Tensor, *, generator: torch.Generator | None = None,
     """x ← clip(x + segment, 0, 1) for each segment in order, then round(255·x)."""
     rows = _rows(digits, generator, draws, "zigzag", ZIGZAG_OFFSETS[0], ZIGZAG_OFFSETS[-1] + 1)
     layers = zigzag_layers().to(digits.device)[rows[:, 0], rows[:, 1] - ZIGZAG_OFFSETS[0]]
-    x = digits.to(torch.float64) / 255.0
+    x = divide(digits.to(torch.float64), 255.0)
     for s in range(layers.shape[1]):
         x = (x + layers[:, s]).clamp_(0.0, 1.0)
     return round_to_uint8(x * 255.0)

@@ -59,9 +59,9 @@ def corrupt_digits(digits: torch.Tensor, name: str, *, generator: torch.Generato
                    draws: Any = None) -> torch.Tensor:
     """Apply MNIST-C corruption `name` to uint8 digits B×28×28 or B×1×28×28 on any device.
 
-    Stochastic corruptions draw from `generator` (a torch.Generator on the digits' device; each digit gets
-    its own draws) unless `draws` are given in the kernel's documented format. Returns uint8 in the input's
-    shape on the input's device.
+    Stochastic corruptions draw from `generator` (a CPU torch.Generator gives the same bytes on every
+    device, one on the digits' device draws there; each digit gets its own draws) unless `draws` are given
+    in the kernel's documented format. Returns uint8 in the input's shape on the input's device.
     """
     chosen = MNISTC.get(name)
     if not isinstance(digits, torch.Tensor) or digits.dtype != torch.uint8 or \
@@ -78,8 +78,9 @@ def corrupt_digits(digits: torch.Tensor, name: str, *, generator: torch.Generato
             raise ValueError(f"{name} is deterministic and takes no draws")
         out = chosen.fn(flat)
     else:
-        if draws is None and (generator is None or torch.device(generator.device).type != flat.device.type):
-            raise ValueError(f"{name} is random: pass a torch.Generator on {flat.device} (or explicit draws)")
+        if draws is None and (generator is None or
+                              torch.device(generator.device).type not in ("cpu", flat.device.type)):
+            raise ValueError(f"{name} is random: pass a torch.Generator on the CPU or on {flat.device} (or explicit draws)")
         out = chosen.fn(flat, generator=generator, draws=draws)
     return out.reshape(digits.shape)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from corrbench.corruptions.convert import divide
 from corrbench.corruptions.plasma import plasma_fractal, plasma_uniform_count
 from corrbench.corruptions.spatter import _gaussian_float32, liquid_layer
 from corrbench.mnistc.registry import SIDE, check_draws, register_digit, round_to_uint8
@@ -24,11 +25,11 @@ def fog(digits: torch.Tensor, *, generator: torch.Generator | None = None,
     outputs = []
     for start in range(0, b, FOG_CHUNK):
         piece = digits[start:start + FOG_CHUNK]
-        uniforms = (torch.rand((piece.shape[0], count), generator=generator, device=digits.device,
-                               dtype=torch.float64) if draws is None
+        uniforms = (torch.rand((piece.shape[0], count), generator=generator, device=generator.device,
+                               dtype=torch.float64).to(digits.device) if draws is None
                     else draws[start:start + FOG_CHUNK].to(device=digits.device, dtype=torch.float64))
         plasma = plasma_fractal(uniforms, FOG_MAPSIZE, FOG_DECAY)[:, :SIDE, :SIDE]
-        x = piece.to(torch.float64) / 255.0
+        x = divide(piece.to(torch.float64), 255.0)
         peak = x.amax(dim=(1, 2), keepdim=True)
         x = x + FOG_STRENGTH * plasma
         outputs.append(round_to_uint8((x * peak / (peak + FOG_STRENGTH)).clamp_(0.0, 1.0) * 255.0))
@@ -42,12 +43,13 @@ def spatter(digits: torch.Tensor, *, generator: torch.Generator | None = None,
     """Spec A.18 mud branch on one grey channel: L = G1(N(.65, .3), 1), L[L < .65] = 0;
     m = G1(float32(L > .65), 1.5) in float32, m[m < .8] = 0; round(255·clip(x·(1 − m) + (63/255)·m, 0, 1))
     with x = float32(u)/255, all in float32."""
-    z = (torch.randn(digits.shape, generator=generator, device=digits.device, dtype=torch.float32).double()
+    z = (torch.randn(digits.shape, generator=generator, device=generator.device, dtype=torch.float32)
+         .to(device=digits.device, dtype=torch.float64)
          if draws is None else check_draws(draws, digits.shape, "spatter", "standard normals")
          .to(device=digits.device, dtype=torch.float64))
     liquid = liquid_layer(z, SPATTER_MEAN, SPATTER_STD, SPATTER_BLUR, SPATTER_THRESHOLD)
     m = _gaussian_float32((liquid > SPATTER_THRESHOLD).to(torch.float32), SPATTER_MUD_SIGMA)
     m = m.masked_fill_(m < torch.tensor(0.8, dtype=torch.float32), 0.0)
     colour = torch.tensor(MUD_GREY / 255.0, dtype=torch.float32, device=digits.device) * m
-    x = (digits.to(torch.float32) / 255.0) * (1 - m)
+    x = divide(digits.to(torch.float32), 255.0) * (1 - m)
     return round_to_uint8((x + colour).clamp_(0.0, 1.0) * 255.0)

@@ -39,6 +39,7 @@ _register("preact_resnet18", "Pre-activation ResNet-18 (He et al. 2016), CIFAR s
 _register("preact_resnet50", "Pre-activation ResNet-50 (bottleneck), CIFAR stem")
 _register("wrn_28_2", "Wide ResNet 28-2 (Zagoruyko & Komodakis 2016)")
 _register("wrn_28_4", "Wide ResNet 28-4")
+_register("wrn_28_4_noisymix", "Wide ResNet 28-4, dropout 0.1, in erichson/NoisyMix's block (its CIFAR WRN)")
 _register("wrn_40_2", "Wide ResNet 40-2 (AugMix's CIFAR model)")
 _register("densenet121", "DenseNet-121 (BC, growth 32); at ≤64 px the CIFAR stem (3×3 conv, no max-pool), "
           "above that timm's ImageNet densenet121", small="cifar_densenet121")

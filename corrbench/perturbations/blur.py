@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
+from corrbench.corruptions.convert import divide, to_uint8, to_unit, working_dtype
 from corrbench.corruptions.filters import gaussian_filter_nearest
 from corrbench.corruptions.motion import motion_blur as magick_motion_blur
 from corrbench.perturbations.geometric import affine_bilinear, torchvision02_inverse_affine
@@ -44,11 +44,11 @@ def zoom_blur(images: torch.Tensor) -> torch.Tensor:
     and the ×255 in float32, as the reference's torch code."""
     videos = images.new_empty((images.shape[0], ZOOM_BLUR_FRAMES, *images.shape[1:]))
     videos[:, 0] = images
-    running_sum = images.float().div(255)
+    running_sum = divide(images.float(), 255.0)
     for t in range(1, ZOOM_BLUR_FRAMES):
         zoomed = affine_bilinear(images, zoom_coefficients(t))
-        running_sum += zoomed.float().div(255)
-        videos[:, t] = (running_sum / (t + 1)).mul_(255).floor_().to(torch.uint8)
+        running_sum += divide(zoomed.float(), 255.0)
+        videos[:, t] = divide(running_sum, t + 1).mul_(255).floor_().to(torch.uint8)
     return videos
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
+from corrbench.corruptions.convert import divide, to_uint8, to_unit, working_dtype
+from corrbench.corruptions.draws import poisson
 from corrbench.perturbations.registry import register_perturbation, take_frame_draws
 
 NOISE_FRAMES = 31
@@ -38,10 +39,10 @@ def gaussian_noise(images: torch.Tensor, *, generator: torch.Generator | None, d
     sigma = GAUSSIAN_NOISE_SIGMA[difficulty - 1]
     if draws is not None:
         draws = take_frame_draws(draws, images, _draw_shape(images), torch.float32, "gaussian_noise", "draws")
-    x = images.float().div(255)
+    x = divide(images.float(), 255.0)
     videos = _videos_from_clean(images)
     for t in range(1, NOISE_FRAMES):
-        eps = (torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        eps = (torch.randn(x.shape, generator=generator, device=generator.device, dtype=torch.float32).to(x.device)
                if draws is None else draws[:, t - 1])
         noisy = torch.clamp(x + sigma * eps, 0, 1)
         videos[:, t] = noisy.mul_(255).floor_().to(torch.uint8)
@@ -63,8 +64,8 @@ def shot_noise(images: torch.Tensor, *, generator: torch.Generator | None, draws
     mean = to_unit(images) * rate
     videos = _videos_from_clean(images)
     for t in range(1, NOISE_FRAMES):
-        counts = torch.poisson(mean, generator=generator) if draws is None else draws[:, t - 1]
-        videos[:, t] = to_uint8(counts / rate)
+        counts = poisson(mean, generator) if draws is None else draws[:, t - 1]
+        videos[:, t] = to_uint8(divide(counts, rate))
     return videos
 
 
@@ -83,7 +84,7 @@ def speckle_noise(images: torch.Tensor, *, generator: torch.Generator | None, dr
     x = to_unit(images)
     videos = _videos_from_clean(images)
     for t in range(1, NOISE_FRAMES):
-        z = (torch.randn(x.shape, generator=generator, device=x.device, dtype=dtype)
+        z = (torch.randn(x.shape, generator=generator, device=generator.device, dtype=dtype).to(x.device)
              if draws is None else draws[:, t - 1])
         videos[:, t] = to_uint8(x + x * (sigma * z))
     return videos

@@ -53,7 +53,8 @@ class Perturbation:
                  difficulty: int = 1, draws: Any = None) -> torch.Tensor:
         """Videos uint8 B×T×3×32×32 of uint8 images B×3×32×32, on the images' device.
 
-        Stochastic sequences draw from `generator` (on the images' device) unless `draws` are given.
+        Stochastic sequences draw from `generator` (a CPU one gives the same bytes on every device, one on
+        the images' device draws there) unless `draws` are given.
         `difficulty` (1..3) picks the noise strength of noise sequences; other sequences ignore it (for
         them it is the frame step of the evaluation).
         """
@@ -70,7 +71,7 @@ class Perturbation:
             if generator is None:
                 raise ValueError(f"{self.name} is stochastic: pass a torch.Generator on {images.device} "
                                  f"(or pre-drawn `draws`)")
-            if generator.device.type != images.device.type:
+            if generator.device.type not in ("cpu", images.device.type):  # CPU: same bytes on any device
                 raise ValueError(f"{self.name}: the generator is on {generator.device} but the images are on "
                                  f"{images.device}")
         extra = {"difficulty": difficulty} if self.noise else {}

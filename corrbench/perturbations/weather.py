@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
+from corrbench.corruptions.convert import divide, to_uint8, to_unit, working_dtype
 from corrbench.corruptions.motion import motion_blur
 from corrbench.corruptions.spatter import liquid_layer, spatter_water
 from corrbench.corruptions.zoom import clipped_zoom
@@ -21,7 +21,7 @@ def _layer_draws(images: torch.Tensor, generator: torch.Generator | None, draws:
     shape = (images.shape[0], *images.shape[2:])
     if draws is not None:
         return take_frame_draws(draws, images, shape, dtype, name, "draws (the standard-normal layer)")
-    return torch.randn(shape, generator=generator, device=images.device, dtype=dtype)
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(images.device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def snow_base(images: torch.Tensor) -> torch.Tensor:
 def snow_frame(base: torch.Tensor, streaks: torch.Tensor) -> torch.Tensor:
     """One snow frame: trunc(255·clip(base + Ls + rot180(Ls), 0, 1)) with Ls = streaks/255, streaks the
     motion-blurred uint8 layer B×1×S×S."""
-    light = streaks.to(base.dtype) / 255.0
+    light = divide(streaks.to(base.dtype), 255.0)
     return to_uint8(base + light + torch.flip(light, dims=(-2, -1)))
 
 

@@ -137,6 +137,20 @@ def reliability_diagram_from_bins(bin_confidence: Sequence[float] | np.ndarray,
     return _draw_reliability(bin_confidence, bin_accuracy, bin_count, ece, out, title)
 
 
+def calibration_diagrams(reliability: Mapping[tuple[str, str], object], out_dir: Path | str, *, label: str,
+                         suite: str, temperature: float) -> list[Path]:
+    """One reliability diagram per (clean|corrupted, before|after) of a calibrate result's pooled per-sample
+    statistics (`CalibrateResult.reliability`: objects with .confidence and .correct arrays)."""
+    out_dir = Path(out_dir)
+    paths = []
+    for (group, tag), stats in reliability.items():
+        name = f"{label}__{suite}__reliability_{group}_{tag}.png"
+        scaling = "T=1" if tag == "before" else f"temperature {temperature:.3f}"
+        paths.append(reliability_diagram(stats.confidence, stats.correct, out_dir / name,
+                                         title=f"{label} — {group} ({scaling})"))
+    return paths
+
+
 def _draw_reliability(bin_confidence: np.ndarray, bin_accuracy: np.ndarray, bin_count: np.ndarray,
                       ece: float, out: Path | str, title: str) -> Path:
     n_bins = bin_count.size

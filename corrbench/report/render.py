@@ -27,6 +27,27 @@ from corrbench.registry import Registry
 MISSING = "—"
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A cell holding a mean with its spread and interval: shows as "12.34 ± 0.21" (± the standard deviation
+    over seeds; the value alone when there is one run); in CSV it becomes four columns (`X`, `X std`, `X low`,
+    `X high`) so the file stays machine-readable."""
+
+    value: float
+    std: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+
+
+@dataclass(frozen=True)
+class Span:
+    """An interval shown as "[11.90, 12.78]" beside an Estimate; left out of CSV (the Estimate's low/high
+    columns already carry it)."""
+
+    low: float
+    high: float
+
+
 @dataclass
 class Table:
     """A titled grid of cells, ready to render in any of `FORMATS`.
@@ -62,6 +83,10 @@ def _check(table: Table) -> None:
 
 
 def _is_missing(cell: object) -> bool:
+    if isinstance(cell, Estimate):
+        return math.isnan(cell.value)
+    if isinstance(cell, Span):
+        return math.isnan(cell.low) or math.isnan(cell.high)
     return cell is None or (isinstance(cell, numbers.Real) and not isinstance(cell, numbers.Integral)
                             and math.isnan(float(cell)))
 
@@ -70,6 +95,11 @@ def _format_cell(cell: object, float_format: str) -> str:
     """The displayed text of a cell (terminal, md, latex, html)."""
     if _is_missing(cell):
         return MISSING
+    if isinstance(cell, Estimate):
+        value = float_format.format(cell.value)
+        return value if math.isnan(cell.std) else f"{value} ± {float_format.format(cell.std)}"
+    if isinstance(cell, Span):
+        return f"[{float_format.format(cell.low)}, {float_format.format(cell.high)}]"
     if isinstance(cell, bool):
         return str(cell)
     if isinstance(cell, numbers.Integral):
@@ -113,7 +143,8 @@ def to_rich(table: Table) -> rich.table.Table:
     _check(table)
     grouped = table.groups is not None
     out = rich.table.Table(title=Text(table.title) if table.title else None,
-                           caption=Text(table.caption) if table.caption else None)
+                           caption=Text(table.caption) if table.caption else None,
+                           min_width=len(table.title or ""))   # a title never wraps inside a run id
     first_of_group: dict[int, str] = {}
     position = table.row_header
     for label, span in table.groups or []:
@@ -122,7 +153,9 @@ def to_rich(table: Table) -> rich.table.Table:
     for j, column in enumerate(table.columns):
         # rich has no spanning headers: a group's label sits on a first header line above its first column.
         header = f"{first_of_group.get(j, '')}\n{column}" if grouped else column
-        out.add_column(Text(header), justify="left" if j < table.row_header else "right")
+        # names (row headers) fold onto a second line rather than being cut with an ellipsis
+        out.add_column(Text(header), justify="left" if j < table.row_header else "right",
+                       overflow="fold" if j < table.row_header else "ellipsis")
     for row in table.rows:
         out.add_row(*(Text(MISSING, style="dim") if _is_missing(cell)
                       else Text(_format_cell(cell, table.float_format)) for cell in row))
@@ -173,8 +206,33 @@ def _render_csv(table: Table) -> str:
     _check(table)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_flat_headers(table))
-    writer.writerows([_raw_cell(cell) for cell in row] for row in table.rows)
+    headers = _flat_headers(table)
+    # Estimate columns become value, std, low, high; Span columns (display of an Estimate's interval) go.
+    kinds = []
+    for j in range(len(headers)):
+        cells = [row[j] for row in table.rows]
+        if any(isinstance(c, Estimate) for c in cells):
+            kinds.append("estimate")
+        elif cells and all(isinstance(c, Span) or _is_missing(c) for c in cells) and any(isinstance(c, Span) for c in cells):
+            kinds.append("span")
+        else:
+            kinds.append("plain")
+    out_headers = []
+    for header, kind in zip(headers, kinds):
+        out_headers += [header, f"{header} std", f"{header} low", f"{header} high"] if kind == "estimate" else \
+            ([] if kind == "span" else [header])
+    writer.writerow(out_headers)
+    for row in table.rows:
+        line = []
+        for cell, kind in zip(row, kinds):
+            if kind == "span":
+                continue
+            if kind == "estimate":
+                e = cell if isinstance(cell, Estimate) else Estimate(math.nan if _is_missing(cell) else float(cell))
+                line += [_raw_cell(e.value), _raw_cell(e.std), _raw_cell(e.low), _raw_cell(e.high)]
+            else:
+                line.append(_raw_cell(cell))
+        writer.writerow(line)
     return buffer.getvalue()
 
 

@@ -6,7 +6,8 @@ import math
 import pandas as pd
 
 from corrbench.corruptions import ALL_CORRUPTIONS
-from corrbench.report.render import Table
+from corrbench.report.render import Span, Table
+from corrbench.report.uncertainty import CLEAN, INTERVAL_NOTE, error_estimate, estimate
 from corrbench.results import aggregate, per_corruption_error
 
 SUMMARY_COLUMNS = [("mean CE", "mean_corruption_error"), ("mCE", "mce"), ("NLL", "mean_nll"),
@@ -15,13 +16,19 @@ PERCENT = {"mean_corruption_error", "mce", "mean_ece", "mean_rms_adaptive", "cle
 
 
 def run_label(row: pd.Series) -> str:
-    method = row["method"] if row["augment"] in ("none", None) else f"{row['method']}+{row['augment']}"
-    return method
+    """What a table row is called: the method[+augment] of corrbench runs (their seeds averaged), the
+    label of other models and of runs given their own `--label` (rows sharing a label are averaged)."""
+    label = row.get("label")
+    own_label = isinstance(label, str) and label and label != row.get("run_id")
+    if own_label or row.get("method") == "external":
+        return str(label)
+    return row["method"] if row["augment"] in ("none", None) else f"{row['method']}+{row['augment']}"
 
 
 def comparison_tables(results: pd.DataFrame) -> list[Table]:
-    """One table per (suite, dataset): a row per (arch, method[+augment]) averaged over seeds; columns
-    clean error, error per corruption (mean over severities, %), mean CE, mCE, NLL, ECE, RMS."""
+    """One table per (suite, dataset): a row per (arch, method[+augment]) over its seeds; columns clean error,
+    error per corruption (mean over severities, %), mean CE, mCE, NLL, ECE, RMS — each "mean ± std over
+    seeds" — and the 95 % intervals of clean error and mean CE in their own columns (report/uncertainty.py)."""
     rows = results[(results["kind"] == "eval")]
     tables = []
     for (suite, dataset), suite_rows in rows.groupby(["suite", "dataset"], sort=True):
@@ -30,29 +37,37 @@ def comparison_tables(results: pd.DataFrame) -> list[Table]:
         present = [c for c in ALL_CORRUPTIONS if c in set(per_corruption["corruption"])]
         summary_columns = [(label, key) for label, key in SUMMARY_COLUMNS if summary[key].notna().any()]
         one_arch = summary["arch"].nunique() == 1   # then the arch goes into the title, not every row
-        columns = ([] if one_arch else ["arch"]) + ["method", "seeds", "clean"] + present
-        columns += [label for label, _ in summary_columns]
+        columns = ([] if one_arch else ["arch"]) + ["method", "seeds", "clean", "clean 95 %"] + present
+        for label, key in summary_columns:
+            columns += [label, f"{label} 95 %"] if key == "mean_corruption_error" else [label]
         body = []
         summary["label"] = summary.apply(run_label, axis=1)
         for (arch, label), group in summary.groupby(["arch", "label"], sort=True):
-            run_ids = list(group["run_id"])
-            errors = per_corruption[per_corruption["run_id"].isin(run_ids)].groupby("corruption")["error"].mean()
-            line: list[object] = ([] if one_arch else [arch]) + [label, len(run_ids), 100 * group["clean_error"].mean()]
-            line += [100 * errors.get(c, math.nan) for c in present]
+            run_ids = list(dict.fromkeys(group["run_id"]))
+            by_run = group.groupby("run_id", sort=True)
+            mine = per_corruption[per_corruption["run_id"].isin(run_ids)]
+            clean = error_estimate(suite_rows, by_run["clean_error"].mean(), CLEAN)
+            line: list[object] = ([] if one_arch else [arch]) + [label, len(run_ids), clean, Span(clean.low, clean.high)]
+            for corruption in present:
+                errors = mine[mine["corruption"] == corruption].groupby("run_id")["error"].mean()
+                line.append(estimate(list(errors)))
             for _, key in summary_columns:
-                value = group[key].mean()
-                line.append(100 * value if key in PERCENT else value)
+                values = by_run[key].mean()
+                if key == "mean_corruption_error":
+                    mean_ce = error_estimate(suite_rows, values, "benchmark")
+                    line += [mean_ce, Span(mean_ce.low, mean_ce.high)]
+                else:
+                    line.append(estimate(list(values), scale=100.0 if key in PERCENT else 1.0))
             body.append(line)
         sources = ", ".join(sorted(set(suite_rows["source"])))
         normalisers = ", ".join(sorted(set(summary["mce_normaliser"].dropna()))) or "none"
         caption = (f"Error in % per corruption (mean over severities), clean error, mean CE = unnormalised mean over "
                    f"benchmark corruptions × severities; mCE normaliser: {normalisers}; NLL, ECE (15 equal-width "
                    f"bins) and RMS (Hendrycks equal-count bins of 100) averaged over corrupted sets; source: "
-                   f"{sources}; mean over seeds.")
+                   f"{sources}. {INTERVAL_NOTE}.")
         title = f"{suite} ({dataset}{', ' + summary['arch'].iloc[0] if one_arch else ''})"
         tables.append(Table(title=title, columns=columns, rows=body, row_header=1 if one_arch else 2, caption=caption))
     return tables
-
 
 
 def transposed(table: Table) -> Table:
