@@ -22,7 +22,9 @@ def _p(value: float) -> str:
 def comparison_tables(result: Comparison, *, cells: bool = False) -> list[Table]:
     """Per corruption (and, with `cells`, per corruption × severity) tables of A − B."""
     caption = (f"Error in %; A − B in percentage points with a 95 % paired bootstrap interval over test images "
-               f"(seeds averaged per image: A {result.seeds_a}, B {result.seeds_b}); X, Holm-adjusted over the corrupted rows at α = {result.alpha}.")
+               f"(seeds averaged per image: A {result.seeds_a}, B {result.seeds_b}); McNemar's exact test per corruption, "
+               f"clustered by image (an image's severities are not independent pairs), Holm-adjusted over the "
+               f"corrupted rows at α = {result.alpha}.")
     rows = []
     for r in result.corruptions.itertuples():
         name = r.corruption if r.benchmark or r.corruption == "clean" else f"{r.corruption}*"

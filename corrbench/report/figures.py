@@ -196,7 +196,8 @@ def error_per_corruption_bars(rows: pd.DataFrame, out: Path | str, *, title: str
     series_names = sorted(corrupted["series"].unique())
     colors = _series_colors(series_names)
     per_run = corrupted.groupby(["series", "run_id", "corruption"])["error"].mean().reset_index()
-    figure = _new_figure(max(6.0, 0.55 * len(corruptions) * max(1, len(series_names)) ** 0.5 + 2), 4.0)
+    # about 0.7 in per corruption, capped so the figure still reads when embedded at page width
+    figure = _new_figure(min(16.0, max(6.0, 0.7 * len(corruptions) + 2)), 4.6)
     ax = figure.subplots()
     width = 0.8 / len(series_names)
     positions = np.arange(len(corruptions)) + np.asarray([0.6 if c not in benchmark else 0.0 for c in corruptions])
