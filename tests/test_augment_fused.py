@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from corrbench.augment import augmix as augmix_module
-from corrbench.augment import ops, policies
+from corrbench.augment import ops, per_image, policies
 from corrbench.augment.augmix import ROTATION_ANGLES, augmix
 from corrbench.augment.policies import auto_augment, rand_augment, trivial_augment_wide
 
@@ -59,10 +59,10 @@ def test_fused_path_gives_the_grouped_paths_bytes_for_every_op_mix(resample):
     for _ in range(3):
         op = torch.randint(-1, len(names), (images.shape[0],), generator=generator)
         magnitude = magnitudes_for(names, op, generator)
-        grouped = ops.apply_per_image(images, op, magnitude, names, resample, fused=False)
-        assert torch.equal(ops.apply_per_image(images, op, magnitude, names, resample, fused=True,
+        grouped = per_image.apply_per_image(images, op, magnitude, names, resample, fused=False)
+        assert torch.equal(per_image.apply_per_image(images, op, magnitude, names, resample, fused=True,
                                                rotation_angles=ROTATION_ANGLES), grouped)
-        assert torch.equal(ops.apply_per_image(images, op, magnitude, names, resample, fused=True), grouped)
+        assert torch.equal(per_image.apply_per_image(images, op, magnitude, names, resample, fused=True), grouped)
 
 
 @pytest.mark.parametrize("augment", [
@@ -71,7 +71,7 @@ def test_fused_path_gives_the_grouped_paths_bytes_for_every_op_mix(resample):
 def test_every_augmentation_gives_the_same_bytes_on_the_fused_path(augment, monkeypatch):
     images = edge_images().repeat(6, 1, 1, 1)
     grouped = augment(images, torch.Generator().manual_seed(3))
-    fused = functools.partial(ops.apply_per_image, fused=True)
+    fused = functools.partial(per_image.apply_per_image, fused=True)
     monkeypatch.setattr(augmix_module, "apply_per_image", fused)
     monkeypatch.setattr(policies, "apply_per_image", fused)
     assert torch.equal(augment(images, torch.Generator().manual_seed(3)), grouped)
@@ -95,7 +95,7 @@ def test_augmentations_on_cuda_never_wait_for_the_device_and_match_the_grouped_p
         fused = augment(images, torch.Generator("cuda").manual_seed(5))
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    grouped_path = functools.partial(ops.apply_per_image, fused=False)
+    grouped_path = functools.partial(per_image.apply_per_image, fused=False)
     monkeypatch.setattr(augmix_module, "apply_per_image", grouped_path)
     monkeypatch.setattr(policies, "apply_per_image", grouped_path)
     assert torch.equal(augment(images, torch.Generator("cuda").manual_seed(5)), fused)

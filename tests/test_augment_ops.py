@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from corrbench.augment import ops
+from corrbench.augment import ops, per_image
 from corrbench.errors import InvalidValueError, LayoutError, UnknownNameError
 
 
@@ -121,7 +121,7 @@ def test_apply_per_image_gives_each_image_its_own_op_and_magnitude():
     names = ["rotate", "solarize", "equalize", "shear_x"]
     op_index = torch.tensor([0, 1, -1, 2, 3, 0])
     magnitude = torch.tensor([30.0, 100.0, 5.0, 0.0, 0.2, -45.0], dtype=torch.float64)
-    out = ops.apply_per_image(batch, op_index, magnitude, names, resample="bilinear")
+    out = per_image.apply_per_image(batch, op_index, magnitude, names, resample="bilinear")
     for i in range(len(batch)):
         one = batch[i:i + 1]
         expected = one if op_index[i] < 0 else ops.apply_op(names[op_index[i]], one, magnitude[i:i + 1], "bilinear")
@@ -138,7 +138,7 @@ def test_scalar_magnitude_equals_the_same_value_per_image():
 def test_user_errors():
     batch = _batch(IMAGES)
     with pytest.raises(LayoutError, match="uint8"):
-        ops.apply_per_image(batch.float(), torch.zeros(6, dtype=torch.long), torch.zeros(6), ["invert"])
+        per_image.apply_per_image(batch.float(), torch.zeros(6, dtype=torch.long), torch.zeros(6), ["invert"])
     with pytest.raises(UnknownNameError, match="Did you mean 'rotate'"):
         ops.apply_op("rotat", batch)
     with pytest.raises(UnknownNameError, match="bilinear"):

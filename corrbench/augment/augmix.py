@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 import torch
 
 from corrbench.augment.fused import rotation_angles_for_integer_degrees
-from corrbench.augment.ops import apply_per_image, check_uint8_batch
+from corrbench.augment.ops import check_uint8_batch
+from corrbench.augment.per_image import apply_per_image
 from corrbench.augment.registry import register_augmentation
 from corrbench.errors import InvalidValueError
 

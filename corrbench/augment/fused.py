@@ -1,6 +1,6 @@
 """`apply_per_image` without host synchronisation: every image's op in a few batch-wide kernels.
 
-The grouped path of `ops.apply_per_image` sorts the images by op and runs each op on its share, which
+The grouped path (`ops.apply_per_image_grouped`) sorts the images by op and runs each op on its share, which
 needs the group sizes on the host (one device→host sync per call, and one small launch sequence per
 op). On an accelerator this path is used instead; it gives the same bytes (tests compare both):
 
@@ -111,7 +111,7 @@ def geometric_coefficients(name: str, magnitude: torch.Tensor, width: int, heigh
 def apply_per_image_fused(images: torch.Tensor, op_index: torch.Tensor, magnitude: torch.Tensor,
                           op_names: Sequence[str], resample: str = "nearest",
                           rotation_angles: Sequence[float] | None = None) -> torch.Tensor:
-    """Same result as `ops.apply_per_image` (whose checks the caller has run), without a host sync
+    """Same result as `ops.apply_per_image_grouped` (whose checks the caller has run), without a host sync
     when `rotation_angles` lists every angle a rotate may get (else one sync for the rotations)."""
     batch, channels, height, width = images.shape
     device = images.device

@@ -414,30 +414,20 @@ def apply_op(name: str, images: torch.Tensor, magnitude: float | torch.Tensor = 
     raise UnknownNameError("augmentation op", name, OP_NAMES)
 
 
-def apply_per_image(images: torch.Tensor, op_index: torch.Tensor, magnitude: torch.Tensor,
-                    op_names: Sequence[str], resample: str = "nearest", *, fused: bool | None = None,
-                    rotation_angles: Sequence[float] | None = None) -> torch.Tensor:
-    """Image i gets op `op_names[op_index[i]]` with `magnitude[i]`; op_index −1 leaves it unchanged.
-
-    Two paths with the same bytes. Grouped (the CPU default): images are sorted by op and every op runs
-    once on its share of the batch (one host sync per call for the group sizes). Fused (`fused=True`,
-    the default off the CPU): `corrbench.augment.fused` — a few batch-wide kernels and no host sync
-    when `rotation_angles` lists every angle a `rotate` may get.
-    """
+def check_per_image_arguments(images: torch.Tensor, op_names: Sequence[str], resample: str) -> None:
+    """The checks both per-image paths rely on: a uint8 batch, a known resampling, known op names."""
     check_uint8_batch(images)
     _check_resample(resample)
     for name in op_names:
         if name not in OP_NAMES:
             raise UnknownNameError("augmentation op", name, OP_NAMES)
-    op_index = op_index.to(images.device)
-    magnitude = magnitude.to(device=images.device, dtype=torch.float64)
-    if fused if fused is not None else images.device.type != "cpu":
-        from corrbench.augment.fused import apply_per_image_fused   # the fused path builds on this module
 
-        out = apply_per_image_fused(images.contiguous(), op_index, magnitude, op_names, resample, rotation_angles)
-        if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out
+
+def apply_per_image_grouped(images: torch.Tensor, op_index: torch.Tensor, magnitude: torch.Tensor,
+                            op_names: Sequence[str], resample: str = "nearest") -> torch.Tensor:
+    """The grouped path of `corrbench.augment.per_image.apply_per_image` (checked arguments, op_index and
+    float64 magnitudes on the images' device): images are sorted by op and every op runs once on its share
+    of the batch (one host sync per call for the group sizes)."""
     order = torch.argsort(op_index, stable=True)
     counts = torch.bincount(op_index + 1, minlength=len(op_names) + 1).tolist()
     if counts[0] == len(op_index):
