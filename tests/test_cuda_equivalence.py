@@ -150,6 +150,11 @@ REVIEWED = {
                                   "byte only within 1e-13 of an integer (flat regions sit ≥ 2e-9 away: the "
                                   "kernels do not sum to 1 exactly)",
     ("_fft_c2r", "defocus_blur"): "as _fft_r2c",
+    ("addcmul_", "brightness"): "hsv.py picks one of v, p, q/t per channel as Σ value·mask with 0/1 masks: each "
+                                "product is exact and one term is non-zero, so a fused multiply-add rounds "
+                                "the same single sum as separate ops",
+    ("addcmul_", "saturate"): "as brightness (hsv.py)",
+    ("addcmul_", "-P brightness"): "as brightness (hsv.py)",
 }
 
 

@@ -28,4 +28,6 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """`np.uint8(np.clip(x, 0, 1) * 255)`: clip, scale, then truncate (floor), never round (spec 0.1)."""
-    return x.clamp(0.0, 1.0).mul_(255.0).floor_().to(torch.uint8)
+    # the clipped value is ≥ 0, where truncation toward zero is the floor; float → int32 → uint8 casts
+    # run several times faster on the CPU than a direct float64 → uint8 cast (same result everywhere)
+    return x.clamp(0.0, 1.0).mul_(255.0).to(torch.int32).to(torch.uint8)

@@ -19,9 +19,10 @@ from corrbench.corruptions.convert import working_dtype
 # Generated draws are float32, widened to the working dtype: ~5× faster than float64 sampling, the same
 # distribution for every purpose here, and injected (reference) draws still enter in full float64.
 def standard_normal(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """N(0, 1) draws of the images' shape, in the working dtype, on the images' device."""
+    """N(0, 1) draws of the images' shape, float32, on the images' device: callers widen them to the
+    working dtype chunk by chunk (exact), so a large batch's draws never exist in float64 at once."""
     return torch.randn(images.shape, generator=generator, device=generator.device,
-                       dtype=torch.float32).to(device=images.device, dtype=working_dtype(images.device))
+                       dtype=torch.float32).to(device=images.device)
 
 
 def uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

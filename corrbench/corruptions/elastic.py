@@ -14,12 +14,11 @@ checked byte for byte against `cv2.warpAffine`. Every step runs batched on the i
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from corrbench.corruptions.chunks import map_chunks
 from corrbench.corruptions.convert import divide, to_uint8, working_dtype
 from corrbench.corruptions.filters import gaussian_taps
 from corrbench.corruptions.registry import register
@@ -191,6 +190,100 @@ def _reflect101_corners(x: torch.Tensor, col: torch.Tensor,
     return extended, (row + top) * width + (col + left), width
 
 
+def _reflect101_pads(height: int, width: int, bounds: list) -> tuple[int, int, int, int] | None:
+    """(left, right, top, bottom): the REFLECT_101 pad that reaches every integer position within
+    `bounds` ((col min, row min), (col max, row max)) and its +1 neighbours; None when they reach
+    beyond one reflection (then the whole-period extension, `_unfold_reflect101`)."""
+    (col_min, row_min), (col_max, row_max) = bounds
+    top, bottom = max(0, -row_min), max(0, row_max + 1 - (height - 1))   # +1: the neighbour
+    left, right = max(0, -col_min), max(0, col_max + 1 - (width - 1))
+    if max(top, bottom) > height - 1 or max(left, right) > width - 1:  # reflect pad covers one reflection
+        return None
+    return left, right, top, bottom
+
+
+@functools.lru_cache(maxsize=32)
+def _plane_offsets(batch: int, channels: int, plane: int, offsets: tuple[int, ...], device: str) -> torch.Tensor:
+    """B×C×K×1 flat offsets (b·C + c)·plane + offsets[k] into a flattened B×C×… image: int32
+    where its flat index fits (index_select takes it, and it costs less than int64)."""
+    dtype = torch.int32 if batch * channels * plane < 2**31 else torch.int64
+    planes = torch.arange(batch * channels, dtype=torch.int64).view(batch, channels, 1, 1) * plane
+    return (planes + torch.tensor(offsets).view(1, 1, -1, 1)).to(device=device, dtype=dtype)
+
+
+class _PairGather:
+    """The horizontal neighbour pairs (p[i], p[i + 1]) of every channel of a B×C×… image at B×… flat
+    positions i (+ shift, + a per-call offset), as B×C×2×N: one index_select on the flattened image
+    per pair of rows (a flat int32 index costs less than gather's int64 index expanded over channels,
+    and a pair per call halves the calls)."""
+
+    def __init__(self, x: torch.Tensor, flat_index: torch.Tensor, shift: int) -> None:
+        batch, channels = x.shape[:2]
+        self.flat = x.reshape(-1)
+        plane = self.flat.numel() // max(1, batch * channels)
+        planes = _plane_offsets(batch, channels, plane, (shift, shift + 1), str(x.device))
+        self.index = torch.add(flat_index.reshape(batch, 1, 1, -1), planes).view(-1)
+        self.shape = (batch, channels, 2, -1)
+        self.buffer: torch.Tensor | None = None
+
+    def __call__(self, offset: int) -> torch.Tensor:
+        """The pairs at position + offset, written over the previous call's result."""
+        source = self.flat[offset:] if offset else self.flat
+        self.buffer = torch.index_select(source, 0, self.index, out=self.buffer)
+        return self.buffer.view(self.shape)
+
+
+def _fixed_point_terms(inverse: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenCV 4.x warpAffine's source positions in 1/1024 px as a per-row and a per-column term:
+    starts B×2×H×1 (X0[y] = rint((A01·y + b0)·1024) + 16, Y0[y] likewise) and steps B×2×1×W
+    (adelta[x] = rint(A00·x·1024), bdelta[x]); X = (X0[y] + adelta[x]) >> 5 is in 1/32 px.
+    int32 as OpenCV (saturate_cast<int>); the positions of any image stay far inside its range."""
+    a = inverse.reshape(-1, 2, 3)                                            # (A00, A01, b0), (A10, A11, b1)
+    cols = torch.arange(width, device=inverse.device, dtype=inverse.dtype)
+    rows = torch.arange(height, device=inverse.device, dtype=inverse.dtype)
+    scale, delta = float(1 << _AB_BITS), 1 << (_AB_BITS - _INTER_BITS - 1)
+    steps = torch.round(a[:, :, 0:1] * cols * scale).int()
+    starts = torch.round((a[:, :, 1:2] * rows + a[:, :, 2:3]) * scale).int() + delta
+    return starts[:, :, :, None], steps[:, :, None, :]
+
+
+def _fixed_point_bounds(starts: torch.Tensor, steps: torch.Tensor) -> list:
+    """((min col, min row), (max col, max row)) of the integer source pixels over the batch: the
+    extremes of a row term plus a column term, and >> is monotonic, so no pass over the grid."""
+    low = (starts.amin((2, 3)) + steps.amin((2, 3))) >> _AB_BITS
+    high = (starts.amax((2, 3)) + steps.amax((2, 3))) >> _AB_BITS
+    return torch.stack((low.amin(0), high.amax(0))).tolist()
+
+
+def _warp_fixed_point(x: torch.Tensor, starts: torch.Tensor, steps: torch.Tensor,
+                      pads: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """`warp_affine_opencv4` from `_fixed_point_terms`, with x REFLECT_101-padded by `pads` (None:
+    the whole-period extension), which must reach all the positions."""
+    batch, channels, height, size = x.shape
+    fixed = (starts + steps) >> (_AB_BITS - _INTER_BITS)                     # B×(X, Y)×y×x, in 1/32 px
+    # OpenCV's weight table entries: f = (X & 31)/32, taps (1 − f, f) per axis, products in float32
+    fraction = (fixed & ((1 << _INTER_BITS) - 1)).to(torch.float32).div_(1 << _INTER_BITS).view(batch, 2, 1, -1)
+    x_taps, y_taps = torch.cat((1 - fraction, fraction), 2).unbind(1)        # B×(1 − f, f)×N each
+    weights = y_taps.view(batch, 2, 1, 1, -1) * x_taps.view(batch, 1, 1, 2, -1)  # [b, i, 1, j]: y tap i · x tap j
+    del fraction, x_taps, y_taps
+    fixed >>= _INTER_BITS                                                    # the integer (col, row)
+    if pads is None:  # far outside: the whole-period extension
+        corner, width = _corner_indices(x, fixed[:, 0], fixed[:, 1])
+        extended, shift = _unfold_reflect101(x), 0
+    else:
+        left, right, top, bottom = pads
+        extended = F.pad(x, pads, mode="reflect") if any(pads) else x
+        width, shift = size + left + right, top * (size + left + right) + left
+        corner = torch.add(fixed[:, 0], fixed[:, 1], alpha=width)
+    del fixed
+    pairs = _PairGather(extended, corner, shift)
+    del corner
+    top_weights, bottom_weights = weights.unbind(1)                          # B×1×2×N, broadcast over channels
+    total = torch.add(*pairs(0).mul_(top_weights).unbind(2))                 # p00·w00 + p01·w01
+    bottom_left, bottom_right = pairs(width).mul_(bottom_weights).unbind(2)  # p10·w10, p11·w11
+    return total.add_(bottom_left).add_(bottom_right).view(batch, channels, height, size)
+
+
 def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """G11, OpenCV ≤ 4.x: `warpAffine(float32, M, INTER_LINEAR, BORDER_REFLECT_101)` of B×3×S×S.
 
@@ -199,26 +292,9 @@ def warp_affine_opencv4(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     (X & 31)/32; the bilinear weights are float32 products from OpenCV's 32×32 table and the sum is
     `((p00·w00 + p01·w01) + p10·w10) + p11·w11` in float32 (remapBilinear).
     """
-    cols = torch.arange(x.shape[-1], device=x.device, dtype=inverse.dtype)
-    rows = torch.arange(x.shape[-2], device=x.device, dtype=inverse.dtype)
-    a = [v[:, None] for v in inverse.reshape(-1, 6).unbind(1)]
-    scale, delta = float(1 << _AB_BITS), 1 << (_AB_BITS - _INTER_BITS - 1)
-    shift, mask = _AB_BITS - _INTER_BITS, (1 << _INTER_BITS) - 1
-    x_steps = torch.round(a[0] * cols * scale).long()                       # adelta[x]
-    y_steps = torch.round(a[3] * cols * scale).long()                       # bdelta[x]
-    x_rows = torch.round((a[1] * rows + a[2]) * scale).long() + delta       # X0[y]
-    y_rows = torch.round((a[4] * rows + a[5]) * scale).long() + delta       # Y0[y]
-    fixed_x = (x_rows[:, :, None] + x_steps[:, None, :]) >> shift           # B×y×x, in 1/32 px
-    fixed_y = (y_rows[:, :, None] + y_steps[:, None, :]) >> shift
-    fx = (fixed_x & mask).to(torch.float32).div_(1 << _INTER_BITS)[:, None]
-    fy = (fixed_y & mask).to(torch.float32).div_(1 << _INTER_BITS)[:, None]
-    extended, corner, width = _reflect101_corners(x, fixed_x >> _INTER_BITS, fixed_y >> _INTER_BITS)
-    gx, gy = 1 - fx, 1 - fy
-    total = _gather_pixels(extended, corner) * (gy * gx)
-    total += _gather_pixels(extended, corner, 1) * (gy * fx)
-    total += _gather_pixels(extended, corner, width) * (fy * gx)
-    total += _gather_pixels(extended, corner, width + 1) * (fy * fx)
-    return total
+    height, width = x.shape[-2:]
+    starts, steps = _fixed_point_terms(inverse, height, width)
+    return _warp_fixed_point(x, starts, steps, _reflect101_pads(height, width, _fixed_point_bounds(starts, steps)))
 
 
 def fused_multiply_add(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -301,24 +377,73 @@ def smooth_field(field: torch.Tensor, sigma: float) -> torch.Tensor:
     return rows @ field @ cols.T
 
 
-def _map_reflect(c: torch.Tensor, size: int) -> torch.Tensor:
+def _map_reflect(c: torch.Tensor, size: int, *, in_place: bool = False) -> torch.Tensor:
     """scipy's `map_coordinate(c, len, NI_EXTEND_REFLECT)`: folds coordinates into [−1, S − 1].
 
     c < 0: c ← 2S·trunc(−c/2S) + c if c < −2S; then c + 2S if c < −S, else (−c or 1e−15 if
     c > −1e−15) − 1. c > S − 1: c ← c − 2S·trunc(c/2S); then 2S − c − 1 if c ≥ S.
+    Coordinates in [0, S) are kept, so only the few outside are picked out and folded; `in_place`
+    folds them in c itself (contiguous), else a folded copy is returned when any are outside.
     """
-    period = 2.0 * size
-    low, high = torch.aminmax(c)
-    if low >= 0 and high <= size - 1:  # the usual case: nothing to fold
+    flat = c.view(-1) if in_place else c.reshape(-1)
+    # c − clamp(c, 0, S⁻) is nonzero exactly outside [0, S) (two arithmetic passes, cheaper than
+    # comparisons on this path); S⁻ is the value of c's dtype just below S
+    outside = torch.clamp(flat, 0.0, _just_below(size, c.dtype)).sub_(flat).nonzero().squeeze(1)
+    if outside.numel() == 0:  # the usual case for whole images: nothing to fold
         return c
+    folded = _reflect_outside(flat.index_select(0, outside), size)
+    if in_place:
+        flat.index_copy_(0, outside, folded)
+        return c
+    return flat.index_copy(0, outside, folded).view(c.shape)
+
+
+@functools.lru_cache(maxsize=32)
+def _just_below(size: int, dtype: torch.dtype) -> float:
+    """The largest `dtype` value below `size` (a Python float, which holds it exactly)."""
+    return torch.nextafter(torch.tensor(float(size), dtype=dtype), torch.tensor(0.0, dtype=dtype)).item()
+
+
+def _reflect_outside(c: torch.Tensor, size: int) -> torch.Tensor:
+    """`_map_reflect`'s folding of coordinates outside [0, S), elementwise."""
+    period = 2.0 * size
+    low, high = (v.item() for v in torch.aminmax(c))
     if low >= -size and high < period:  # within one reflection: the branches reduce to these
-        below = torch.where(c > -1e-15, 1e-15, -c) - 1
-        return torch.where(c < 0, below, torch.where(c >= size, (period - c) - 1, c))
+        below = (-c).clamp_min_(1e-15).sub_(1)  # max(−c, 1e−15) is "−c, or 1e−15 if c > −1e−15"
+        return torch.where(c < 0, below, (period - c).sub_(1))  # the others are ≥ S
     below = torch.where(c < -period, period * torch.trunc(divide(-c, period)) + c, c)
     below = torch.where(below < -size, below + period, torch.where(below > -1e-15, 1e-15, -below) - 1)
     above = c - period * torch.trunc(divide(c, period))
     above = torch.where(above >= size, (period - above) - 1, above)
     return torch.where(c < 0, below, torch.where(c > size - 1, above, c))
+
+
+def _sample_folded(padded: torch.Tensor, folded: torch.Tensor) -> torch.Tensor:
+    """The bilinear step of `map_coordinates_reflect`: `padded` is the B×C×(H+2)×(W+2) image with
+    its 1-px edge-replicating border, in the field dtype; `folded` the 2×B×H×W (column; row)
+    positions folded into [−1, S − 1], overwritten with weights. B×C×H×W in the field dtype.
+
+    Memory is kept to a few image-sized tensors (per corner, not all four at once): the chunk's
+    temporaries then stay in the allocator's heap."""
+    batch, channels = padded.shape[:2]
+    height, width = padded.shape[-2] - 2, padded.shape[-1]
+    start = torch.floor(folded)
+    # Neighbours −1 → 0 and S → S − 1 are the border: (row + 1, column + 1) in the padded image.
+    position = start.to(torch.int32)
+    index = torch.add(position[0], position[1], alpha=width).view(batch, 1, 1, -1)
+    index = torch.add(index, _plane_offsets(batch, channels, padded[0, 0].numel(), (width + 1,), str(padded.device)))
+    del position
+    w0 = folded.sub_(start).neg_().add_(1.0)                                 # 1 − (c − floor c), both axes
+    del start
+    w1 = 1.0 - w0
+    wx0, wy0, wx1, wy1 = (w.view(batch, 1, -1) for w in (*w0, *w1))
+    flat, index = padded.reshape(-1), index.view(-1)
+    total = flat.index_select(0, index).view(batch, channels, -1).mul_(wy0).mul_(wx0)
+    corner = None
+    for offset, wy, wx in ((1, wy0, wx1), (width, wy1, wx0), (width + 1, wy1, wx1)):  # row-major, as scipy
+        corner = torch.index_select(flat[offset:], 0, index, out=corner)
+        total.add_(corner.view(batch, channels, -1).mul_(wy).mul_(wx))
+    return total.view(batch, channels, height, -1)
 
 
 def map_coordinates_reflect(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -329,21 +454,40 @@ def map_coordinates_reflect(x: torch.Tensor, rows: torch.Tensor, cols: torch.Ten
     S → S − 1, and sums ((v·wy)·wx) over the corners in row-major order in double, then casts to
     the image dtype.
     """
-    height, size, dtype = x.shape[-2], x.shape[-1], rows.dtype
-    cy, cx = _map_reflect(rows, height), _map_reflect(cols, size)
-    y0, x0 = torch.floor(cy), torch.floor(cx)
-    wy0, wx0 = 1.0 - (cy - y0), 1.0 - (cx - x0)
-    wy1, wx1 = (1.0 - wy0)[:, None], (1.0 - wx0)[:, None]
-    wy0, wx0 = wy0[:, None], wx0[:, None]
-    # Positions are in [−1, S − 1]: neighbours −1 → 0 and S → S − 1 are an edge-replicating 1-px pad.
-    width = size + 2
-    corner = (y0.long() + 1) * width + (x0.long() + 1)
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate").to(dtype)
-    total = _gather_pixels(padded, corner).mul_(wy0).mul_(wx0)
-    total += _gather_pixels(padded, corner, 1).mul_(wy0).mul_(wx1)
-    total += _gather_pixels(padded, corner, width).mul_(wy1).mul_(wx0)
-    total += _gather_pixels(padded, corner, width + 1).mul_(wy1).mul_(wx1)
-    return total.to(x.dtype)
+    folded = torch.stack((_map_reflect(cols, x.shape[-1]), _map_reflect(rows, x.shape[-2])))
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate").to(rows.dtype)
+    return _sample_folded(padded, folded).to(x.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_grid(height: int, width: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """2×1×H×W: each pixel's column, then its row (cached; never written to)."""
+    cols = torch.arange(width, dtype=dtype).expand(height, width)
+    rows = torch.arange(height, dtype=dtype)[:, None].expand(height, width)
+    return torch.stack((cols, rows))[:, None].to(device)
+
+
+def _displaced_positions(dx: torch.Tensor, dy: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+    """2×B×H×W (column + dx; row + dy), folded into [−1, S − 1] by scipy's 'reflect', with
+    dx = float32(gaussian(uniform(−1, 1), σ)·α) from the U[0, 1) draws, widened exactly to their dtype."""
+    batch, height, width = dx.shape
+    # Both fields in one batch; the product is cast straight to float32, as the reference casts it
+    fields = smooth_field(torch.cat((dx, dy)).mul_(2.0).add_(-1.0), sigma)  # −1 + 2u: uniform(−1, 1)
+    fields = torch.mul(fields, alpha, out=torch.empty_like(fields, dtype=torch.float32))
+    positions = torch.add(_pixel_grid(height, width, str(dx.device), dx.dtype), fields.view(2, batch, height, width))
+    if height == width:  # one fold for both axes
+        return _map_reflect(positions, width, in_place=True)
+    _map_reflect(positions[0], width, in_place=True)
+    _map_reflect(positions[1], height, in_place=True)
+    return positions
+
+
+CPU_CHUNK_VALUES = 3 << 15
+"""Pixel values (B·C·H·W) per chunk on the CPU (32 CIFAR images): as chunks.py's, but smaller, so
+that a chunk's temporaries (about 120 KB per CIFAR image at the peak) stay in cache and in the
+allocator's heap, which the next chunk reuses — freshly mapped pages cost more than the work done
+on them. The draws are sliced with the images, and the smoothing products give the same bits for
+any batch, so the bytes do not depend on it."""
 
 
 # ---- the corruption ---------------------------------------------------------------------------------
@@ -365,27 +509,38 @@ def elastic_transform(images: torch.Tensor, severity: int, *, scale: str,
         raise ValueError(f"elastic_transform: warp must be one of {WARPS}, got {warp!r}")
     alpha, sigma, jitter = ELASTIC_ALPHA_SIGMA_JITTER[scale][severity - 1]
     draws = draw_elastic(images, generator) if draws is None else _take_draws(draws, images)
-    kernel = functools.partial(_elastic, alpha=alpha, sigma=sigma, jitter=jitter, warp=warp)
-    return map_chunks(kernel, images, draws)
-
-
-def _elastic(images: torch.Tensor, draws: ElasticDraws, *, alpha: float, sigma: float, jitter: float,
-             warp: str) -> torch.Tensor:
-    height, width, device = images.shape[-2], images.shape[-1], images.device
+    batch, height, width, device = images.shape[0], images.shape[-2], images.shape[-1], images.device
     size = height if height == width else (height, width)
-    field_dtype = working_dtype(device)
-    x = divide(images.to(torch.float32), 255.0)  # np.array(img, float32) / 255. stays float32
+    # The affine maps are per image but tiny: the whole batch at once, before the chunks.
     # pts2 = pts1 + float32(uniform(−A, A)), added in float32
     sources = torch.tensor(source_points(size), device=device, dtype=torch.float32)
     offsets = (-jitter + (jitter - -jitter) * draws.affine).to(torch.float32)
-    inverse = invert_affine(get_affine_transform(size, (sources + offsets).to(field_dtype)))
-    x = warp_affine_opencv4(x, inverse) if warp == "opencv4" else warp_affine_opencv5(x, inverse)
+    inverse = invert_affine(get_affine_transform(size, (sources + offsets).to(working_dtype(device))))
+    if warp == "opencv4":
+        terms = _fixed_point_terms(inverse, height, width)
+        warp_kernel = functools.partial(_warp_fixed_point,
+                                        pads=_reflect101_pads(height, width, _fixed_point_bounds(*terms)))
+    else:
+        terms, warp_kernel = (inverse,), warp_affine_opencv5
+    # np.array(img, float32) / 255. stays float32: a float32 0-dim divisor on the images' device
+    # promotes the bytes to float32 and divides in IEEE arithmetic there (see convert.divide)
+    unit = torch.tensor(255.0, dtype=torch.float32, device=device)
+    kernel = functools.partial(_elastic, unit=unit, warp=warp_kernel, alpha=alpha, sigma=sigma)
+    per_image = (draws.dx, draws.dy, *terms)
+    step = batch if device.type != "cpu" else max(1, CPU_CHUNK_VALUES // max(1, images.numel() // max(1, batch)))
+    if step >= batch:
+        return kernel(images, *per_image)
+    return torch.cat([kernel(images[i:i + step], *(p[i:i + step] for p in per_image)) for i in range(0, batch, step)])
+
+
+def _elastic(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, *terms: torch.Tensor, unit: torch.Tensor,
+             warp: Callable[..., torch.Tensor], alpha: float, sigma: float) -> torch.Tensor:
+    """One chunk: uint8 images, their field draws and the per-image warp terms (`warp`'s arguments)."""
+    warped = warp(torch.div(images, unit), *terms)
     if alpha == 0:  # no displacement: scipy's bilinear at integral positions returns each pixel (v·1·1 + 0)
-        return to_uint8(x)
-    # Both fields in one batch: float32(gaussian(uniform(−1, 1), σ) · α)
-    fields = -1.0 + (1.0 - -1.0) * torch.cat((draws.dx, draws.dy))
-    fields = (smooth_field(fields, sigma) * alpha).to(torch.float32).to(field_dtype)
-    dx, dy = fields.split(images.shape[0])
-    rows = torch.arange(height, device=device, dtype=field_dtype)
-    cols = torch.arange(width, device=device, dtype=field_dtype)
-    return to_uint8(map_coordinates_reflect(x, rows[:, None] + dy, cols[None, :] + dx))
+        return to_uint8(warped)
+    positions = _displaced_positions(dx, dy, alpha, sigma)
+    # G12 on the warped image with its 1-px edge border, in the field dtype (see map_coordinates_reflect)
+    padded = F.pad(warped, (1, 1, 1, 1), mode="replicate").to(positions.dtype)
+    del warped  # the chunk's memory peaks below: let it go
+    return to_uint8(_sample_folded(padded, positions).to(torch.float32))

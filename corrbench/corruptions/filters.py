@@ -36,8 +36,9 @@ def _correlate_symmetric_nearest(x: torch.Tensor, taps: tuple[float, ...], dim: 
     padded = F.pad(x, pad, mode="replicate")
     n = x.shape[dim]
     out = padded.narrow(dim, radius, n) * taps[0]
+    pair = torch.empty_like(out)   # one buffer for every pair term
     for j in range(radius, 0, -1):  # outermost pair first, as scipy's correlate1d
-        pair = padded.narrow(dim, radius - j, n) + padded.narrow(dim, radius + j, n)
+        torch.add(padded.narrow(dim, radius - j, n), padded.narrow(dim, radius + j, n), out=pair)
         out.add_(pair.mul_(taps[j]))
     return out
 
@@ -109,12 +110,16 @@ at these sizes, and a fixed order of separate multiplies and adds gives the same
 
 def _correlate_direct(padded: torch.Tensor, kernel: np.ndarray, h: int, w: int) -> torch.Tensor:
     """Σ k[i, j]·padded[i + y, j + x] over the taps in row-major order, zero taps skipped."""
-    out = None
+    out, term = None, None
     for (i, j), weight in np.ndenumerate(kernel):
         if weight == 0:
             continue
-        term = padded[..., i:i + h, j:j + w] * float(weight)
-        out = term if out is None else out.add_(term)
+        window = padded[..., i:i + h, j:j + w]
+        if out is None:
+            out = window * float(weight)
+            term = torch.empty_like(out)
+        else:
+            out.add_(torch.mul(window, float(weight), out=term))   # one buffer for every term
     return out
 
 

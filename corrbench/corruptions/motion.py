@@ -32,7 +32,7 @@ MAGICK_EPSILON = 1.0e-12
 QUANTUM_RANGE = 65535
 QUANTUM_PER_LEVEL = 257  # Q16 value of one 8-bit level: 65535 / 255
 
-_ELEMENTS_PER_CHUNK = 1 << 18  # CPU working set per chunk of images (stays in cache)
+_ELEMENTS_PER_CHUNK = 1 << 17  # CPU working set per chunk of images (stays in cache; measured best of 2^16…2^18)
 
 
 def kernel_width(radius: float) -> int:
@@ -102,22 +102,31 @@ def _check(images: torch.Tensor, angles: torch.Tensor) -> None:
 
 
 def _blur_chunk(quanta: torch.Tensor, weights: tuple[float, ...], dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """Σ_i k_i·Q(y + dy_i, x + dx_i) in tap order for Q16 values `quanta` B×C×H×W (float)."""
+    """Σ_i k_i·Q(y + dy_i, x + dx_i) in tap order for Q16 values `quanta` B×C×H×W (float).
+
+    In the edge-padded planes a tap moves each image by one offset, so what it brings to an image's
+    H×W outputs is one H×W window of its padded plane: windows are copied whole from a strided view
+    of every window position (several times faster than a per-value gather).
+    """
     b, c, h, w = quanta.shape
     top, bottom = max(0, -int(dy.min())), max(0, int(dy.max()))
     left, right = max(0, -int(dx.min())), max(0, int(dx.max()))
     padded = F.pad(quanta, (left, right, top, bottom), mode="replicate")
     padded_w = w + left + right
-    flat = padded.reshape(b, c, -1)
-    rows = torch.arange(h, device=quanta.device) + top
-    cols = torch.arange(w, device=quanta.device) + left
-    base = (rows[:, None] * padded_w + cols[None, :]).reshape(1, 1, h * w)
-    shift = (dy * padded_w + dx).to(quanta.device)            # B×w flat offset of each tap
-    total = None
+    plane = padded.shape[-2] * padded_w
+    flat = padded.reshape(-1)
+    positions = flat.numel() - (h - 1) * padded_w - w + 1
+    windows = flat.as_strided((positions, h, w), (1, padded_w, 1))   # window at every flat start
+    first = torch.arange(b * c, device=quanta.device).view(b, c) * plane + (top * padded_w + left)
+    starts = (first.view(b, c, 1) + (dy * padded_w + dx).to(quanta.device).view(b, 1, -1)).view(b * c, -1).T.contiguous()
+    total = torch.empty((b * c, h, w), dtype=quanta.dtype, device=quanta.device)
+    term = torch.empty_like(total)
     for i, weight in enumerate(weights):
-        index = (base + shift[:, i].view(b, 1, 1)).expand(b, c, h * w)
-        term = torch.gather(flat, 2, index).mul_(weight)
-        total = term if total is None else total.add_(term)  # IM: qixel += k_i·pixel, in tap order
+        if i == 0:
+            torch.index_select(windows, 0, starts[i], out=total).mul_(weight)
+        else:
+            torch.index_select(windows, 0, starts[i], out=term).mul_(weight)
+            total.add_(term)                                 # IM: qixel += k_i·pixel, in tap order
     return total.view(b, c, h, w)
 
 
@@ -139,10 +148,11 @@ def motion_blur(images: torch.Tensor, radius: float, sigma: float, angles: torch
         chunk = images[start:start + step]
         quanta = chunk.to(dtype) * QUANTUM_PER_LEVEL        # the Q16 values IM reads from the 8-bit PNG
         total = _blur_chunk(quanta, weights, dy[start:start + step], dx[start:start + step])
-        stored = total.add_(0.5).floor_().clamp_(0, QUANTUM_RANGE)   # ClampToQuantum
+        stored = total.add(0.5).floor_().clamp_(0, QUANTUM_RANGE)   # ClampToQuantum
         # the PNG writer's floor(q/257), as floor((q + ½)/257): that quotient lies ≥ 1/514 from any
-        # integer, so the rounded multiplication floors correctly (and costs a quarter of a division)
-        levels = stored.add_(0.5).mul_(1.0 / QUANTUM_PER_LEVEL).floor_()
+        # integer, so the rounded multiplication floors correctly (and costs a quarter of a division);
+        # it is ≥ 0, where the int32 cast's truncation is that floor
+        levels = stored.add_(0.5).mul_(1.0 / QUANTUM_PER_LEVEL).to(torch.int32)
         outputs.append(levels.to(torch.uint8))
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 

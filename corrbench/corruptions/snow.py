@@ -40,7 +40,7 @@ def snow_layer(normals: torch.Tensor, mean: float, std: float, zoom: float, thre
     """Steps 2–4 before the blur: L = clipped_zoom(μ + σ·normals, zoom) (float64, G5), L < thr set to 0,
     then trunc(255·clip(L, 0, 1)) as uint8 B×1×S×S."""
     layer = clipped_zoom((mean + std * normals).unsqueeze(1), zoom)
-    layer = torch.where(layer < threshold, 0.0, layer)
+    layer = layer * (layer >= threshold)   # a 0/1 factor: exact, and faster than torch.where on the CPU
     return to_uint8(layer)
 
 

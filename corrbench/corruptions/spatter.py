@@ -42,7 +42,7 @@ def liquid_layer(z: torch.Tensor, mean: float, std: float, blur: float, threshol
     computes exactly μ + σ·z). Returns B×H×W in z's dtype (float64 for exactness).
     """
     layer = gaussian_filter_nearest((mean + std * z).unsqueeze(1), blur).squeeze(1)
-    return layer.masked_fill_(layer < threshold, 0.0)
+    return layer.mul_(layer >= threshold)   # a 0/1 factor: exact, and faster than masked_fill on the CPU
 
 
 def _check_liquid(images: torch.Tensor, liquid: torch.Tensor, name: str) -> None:
@@ -123,7 +123,7 @@ def spatter_mud(images: torch.Tensor, liquid: torch.Tensor, threshold: float, si
     """
     _check_liquid(images, liquid, "spatter_mud")
     m = _gaussian_float32((liquid.to(images.device) > threshold).to(torch.float32), sigma)
-    m = m.masked_fill_(m < torch.tensor(0.8, dtype=torch.float32), 0.0).unsqueeze(1)
+    m = m.mul_(m >= torch.tensor(0.8, dtype=torch.float32)).unsqueeze(1)   # m < 0.8 → 0 (a 0/1 factor)
     y = _float32_unit(images).mul_(1.0 - m).add_(_colour(MUD_COLOUR, images.device) * m)
     return _truncate_to_uint8(y.clamp_(0.0, 1.0).mul_(255.0))
 
