@@ -150,6 +150,11 @@ REVIEWED = {
                                   "byte only within 1e-13 of an integer (flat regions sit ≥ 2e-9 away: the "
                                   "kernels do not sum to 1 exactly)",
     ("_fft_c2r", "defocus_blur"): "as _fft_r2c",
+    ("mm", "jpeg_compression"): "jpeg_torch: integer DCT matrices scaled by powers of two, on integers; every "
+                                "product and partial sum is a multiple of 2^-18 far below 2^52 (asserted when "
+                                "the tables are built), so no sum order or FMA can round",
+    ("bmm", "jpeg_compression"): "as mm (jpeg_torch)",
+    ("addmm", "jpeg_compression"): "as mm (jpeg_torch)",
     ("addcmul_", "brightness"): "hsv.py picks one of v, p, q/t per channel as Σ value·mask with 0/1 masks: each "
                                 "product is exact and one term is non-zero, so a fused multiply-add rounds "
                                 "the same single sum as separate ops",

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from corrbench.corruptions import jpeg_torch
 from corrbench.corruptions.convert import to_unit, to_uint8
 from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
 from corrbench.corruptions.registry import register
@@ -107,14 +108,45 @@ def torchvision_matches_pillow(quality: int) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def emulation_matches_pillow(quality: int) -> bool:
+    """Whether `jpeg_torch`'s emulation gives this Pillow's bytes at `quality` on probe images (noise,
+    colour gradients, flat, extremes): it follows the libjpeg-turbo that Pillow bundles; a Pillow built
+    on another libjpeg shows on the probes, and then the codecs run instead."""
+    generator = torch.Generator().manual_seed(quality)
+    ramp = torch.arange(48, dtype=torch.float64)
+    gradient = torch.stack([(ramp[:, None] * a + ramp[None, :] * b) % 256
+                            for a, b in ((5, 3), (2, 7), (11, 1))]).to(torch.uint8)
+    probes = [torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8) for side in (16, 32)]
+    probes += [gradient, torch.full((3, 16, 32), 255, dtype=torch.uint8), torch.zeros((3, 32, 16), dtype=torch.uint8)]
+    for probe in probes:
+        expected = _jpeg_round_trip(probe.permute(1, 2, 0).contiguous().numpy(), quality)
+        if not np.array_equal(jpeg_torch.jpeg_round_trip(probe[None], quality)[0].permute(1, 2, 0).numpy(), expected):
+            return False
+    return True
+
+
+_EMULATION_MAX_PIXELS = 48 * 48
+"""CPU images up to this size go through the tensor emulation (2.4× the codec at 32 px, one thread; even
+at 64 px, slower at 224 px, where a codec's fixed cost per image no longer dominates)."""
+
+
 @register("jpeg_compression", stochastic=False, table=JPEG_QUALITY,
           parameters="Pillow JPEG quality", spec="A.15")
 def jpeg_compression(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
     """Spec A.15: Pillow JPEG save at the table's quality (Pillow defaults: baseline, 4:2:0), then
-    decode (G16). A codec, so it runs on the CPU and the result comes back to the images' device:
-    through torchvision's batched CPU codec (~2.5× faster) when it reproduces Pillow's bytes, else
-    Pillow image by image; either way on `torch.get_num_threads()` threads (both codecs release the GIL)."""
+    decode (G16). Small CPU images (CIFAR) go through `jpeg_torch`, an exact tensor emulation of
+    Pillow's libjpeg-turbo, when it reproduces this Pillow's bytes. Otherwise a codec runs on the CPU and
+    the result comes back to the images' device: torchvision's batched CPU codec (~2.5× faster than
+    Pillow) when it reproduces Pillow's bytes, else Pillow image by image; either way on
+    `torch.get_num_threads()` threads (both codecs release the GIL). (The emulation also runs on CUDA;
+    it is used there once `tests/test_jpeg_torch.py`'s CUDA test has passed on a GPU.)"""
     quality = JPEG_QUALITY[scale][severity - 1]
+    height, width = images.shape[-2:]
+    if images.device.type == "cpu" and height * width <= _EMULATION_MAX_PIXELS and jpeg_torch.supports(height, width):
+        emulated = [emulation_matches_pillow(q) for q in JPEG_QUALITY[scale]]  # all five at first use (~30 ms)
+        if emulated[severity - 1]:
+            return jpeg_torch.jpeg_round_trip(images, quality)
     host = images.cpu().contiguous()   # the whole batch at once (whole_batch below): one thread pool
     if images.shape[0] and torchvision_matches_pillow(quality):
         def round_trip(part: torch.Tensor) -> torch.Tensor:
