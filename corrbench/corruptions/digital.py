@@ -13,7 +13,7 @@ from PIL import Image
 
 from corrbench.corruptions import jpeg_torch
 from corrbench.corruptions.convert import to_unit, to_uint8
-from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
+from corrbench.corruptions.hsv import hsv_to_rgb_parts, rgb_to_hsv_parts
 from corrbench.corruptions.registry import register
 from corrbench.corruptions.resample import box_resize
 
@@ -185,6 +185,5 @@ SATURATE_SCALE_SHIFT = {
 def saturate(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
     """Spec A.19: rgb2hsv(x), S ← clip(S·a + b, 0, 1), hsv2rgb, clip, ×255, truncate (G10 op order)."""
     gain, offset = SATURATE_SCALE_SHIFT[scale][severity - 1]
-    hsv = rgb_to_hsv(to_unit(images))
-    hsv[:, 1] = (hsv[:, 1] * gain + offset).clamp_(0.0, 1.0)
-    return to_uint8(hsv_to_rgb(hsv))
+    hue, saturation, value = rgb_to_hsv_parts(to_unit(images))
+    return to_uint8(hsv_to_rgb_parts(hue, (saturation * gain + offset).clamp_(0.0, 1.0), value))

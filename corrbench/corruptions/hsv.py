@@ -31,6 +31,11 @@ def _as_float(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     """HSV (each in [0, 1]) of float RGB images B×3×H×W in [0, 1]."""
+    return torch.stack(rgb_to_hsv_parts(rgb), dim=1)
+
+
+def rgb_to_hsv_parts(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(H, S, V), each B×H×W, of float RGB images B×3×H×W in [0, 1] (`rgb_to_hsv` without the stacking)."""
     r, g, b = rgb.unbind(1)
     value = rgb.amax(dim=1)
     delta = value - rgb.amin(dim=1)
@@ -48,28 +53,30 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     hue = divide(hue, 6.0)
     hue = hue.add_(_as_float(hue < 0, rgb))   # NumPy's `% 1.` for hue/6 in [−1/6, 5/6]
     hue = hue.nan_to_num_(nan=0.0)            # δ = 0: 0/0 above; scikit-image sets H = 0
-    return torch.stack((hue, saturation, value), dim=1)
+    return hue, saturation, value
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     """Float RGB of finite HSV images B×3×H×W."""
-    hue, saturation, value = hsv.unbind(1)
+    return hsv_to_rgb_parts(*hsv.unbind(1))
+
+
+def hsv_to_rgb_parts(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Float RGB images B×3×H×W of finite H, S, V maps B×H×W (`hsv_to_rgb` of their stack)."""
     sector = torch.floor(hue * 6)
     f = hue * 6 - sector
     p = value * (1 - saturation)
     sector8 = sector.to(torch.int32).to(torch.uint8)       # hue ∈ [0, 1]: sectors 0 … 6, 6 ≡ 0
-    odd = _as_float(sector8 & 1, hsv)
+    odd = _as_float(sector8 & 1, value)
     # q = v·(1 − f·s) in odd sectors, t = v·(1 − (1 − f)·s) in even ones: |f − 1| is 1 − f exactly
     middle = value * (1 - (f - (1 - odd)).abs_() * saturation)
     six, two = _byte_constant(6, sector8), _byte_constant(2, sector8)
-    channels = []
-    for offset in _CHANNEL_OFFSET:
-        rotated = sector8 + offset                          # 1 … 12
+    rgb = value.new_empty((value.shape[0], 3, *value.shape[1:]))
+    for channel, offset in enumerate(_CHANNEL_OFFSET):
+        rotated = sector8 + offset                          # 1 … 11
         rotated -= (rotated >= six).view(torch.uint8) * 6
-        rotated -= (rotated >= six).view(torch.uint8) * 6   # sector 6 (hue = 1) wraps twice
         takes_v = (rotated < two).view(torch.uint8)
         takes_p = ((rotated - 3) < two).view(torch.uint8)   # uint8 wraps j < 3 to ≥ 253
-        channel = value * _as_float(takes_v, hsv)
-        channel.addcmul_(p, _as_float(takes_p, hsv)).addcmul_(middle, _as_float(1 - takes_v - takes_p, hsv))
-        channels.append(channel)
-    return torch.stack(channels, dim=1)
+        out = torch.mul(value, _as_float(takes_v, value), out=rgb[:, channel])
+        out.addcmul_(p, _as_float(takes_p, value)).addcmul_(middle, _as_float(1 - takes_v - takes_p, value))
+    return rgb

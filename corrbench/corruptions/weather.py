@@ -13,7 +13,7 @@ import torch
 from corrbench.corruptions.chunks import map_chunks
 from corrbench.corruptions.convert import to_unit, to_uint8, working_dtype
 from corrbench.corruptions.frost_textures import USED_TEXTURES, texture_sizes, texture_stack
-from corrbench.corruptions.hsv import hsv_to_rgb, rgb_to_hsv
+from corrbench.corruptions.hsv import hsv_to_rgb_parts, rgb_to_hsv_parts
 from corrbench.corruptions.plasma import plasma_fractal, plasma_uniform_count
 from corrbench.corruptions.registry import register
 
@@ -29,9 +29,8 @@ BRIGHTNESS_SHIFT = {
 def brightness(images: torch.Tensor, severity: int, *, scale: str) -> torch.Tensor:
     """Spec A.11: rgb2hsv(x), V ← clip(V + c, 0, 1), hsv2rgb, clip, ×255, truncate (G10 op order)."""
     shift = BRIGHTNESS_SHIFT[scale][severity - 1]
-    hsv = rgb_to_hsv(to_unit(images))
-    hsv[:, 2] = (hsv[:, 2] + shift).clamp_(0.0, 1.0)
-    return to_uint8(hsv_to_rgb(hsv))
+    hue, saturation, value = rgb_to_hsv_parts(to_unit(images))
+    return to_uint8(hsv_to_rgb_parts(hue, saturation, (value + shift).clamp_(0.0, 1.0)))
 
 
 # ---- frost (spec A.9) -------------------------------------------------------------------------------
