@@ -6,12 +6,13 @@ at each scale family, beside a per-image loop through `imagecorruptions.corrupt`
     python benchmarks/corruptions.py --devices cpu,cuda --threads 1
 
 - corrbench: `corrbench.corruptions.corrupt` on one uint8 batch B×3×S×S already on the device, all five
-  severities, after one warm-up call per corruption; images/s = 5·B / seconds. Draws come from a CPU
+  severities, timed after one untimed pass (the steady state of a long make-c run; `--cold` times the
+  first pass in the process instead); images/s = 5·B / seconds. Draws come from a CPU
   generator on every device, as in make-c (so a GPU's rate includes drawing on the CPU). CPU uses `--threads` intra-op
   threads (default: torch's); CUDA is timed with synchronisation. Every registered corruption is measured,
   so corruptions added later are picked up without edits.
 - reference: `imagecorruptions.corrupt(image, severity, name)` one image at a time (one core, NumPy/OpenCV),
-  on the first `--reference-images` images of the same batch. imagecorruptions uses its 224-px (ImageNet-C)
+  on the first `--reference-images` images of the same batch, after one warm-up image per severity. imagecorruptions uses its 224-px (ImageNet-C)
   constants at every image size, so at 32 and 64 px it does more work per pixel than CIFAR-10-C /
   Tiny-ImageNet-C constants would (e.g. longer motion-blur kernels); it is the only runnable reference
   generator here. Corruptions it cannot run on current NumPy / scikit-image are reported as such.
@@ -60,12 +61,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def corrbench_rate(images: torch.Tensor, name: str, scale: str) -> tuple[float, float]:
-    """(images/s, seconds) of `corrupt` on the batch at all five severities."""
+def corrbench_rate(images: torch.Tensor, name: str, scale: str, cold: bool = False) -> tuple[float, float]:
+    """(images/s, seconds) of `corrupt` on the batch at all five severities: the steady state, after one
+    untimed pass over the batch (a make-c run of thousands of images pays the first-use costs once:
+    tables, caches and the first touch of fresh memory, which costs ~3 µs per 4 KiB page on small VMs);
+    `cold`: the first pass in the process instead, after a 2-image warm-up."""
     device = images.device
     generator = torch.Generator().manual_seed(0)   # CPU draws on every device, as make-c (same bytes everywhere)
     corruption = get_corruption(name)
     corruption(images[:2], 1, scale=scale, generator=generator)    # warm-up (lazy tables, kernels)
+    if not cold:
+        for severity in SEVERITIES:
+            corruption(images, severity, scale=scale, generator=generator)
     synchronize(device)
     started = time.perf_counter()
     for severity in SEVERITIES:
@@ -80,7 +87,8 @@ def reference_rate(images: np.ndarray, name: str) -> tuple[float, float] | str:
     from imagecorruptions import corrupt as reference_corrupt
     np.random.seed(0)   # imagecorruptions draws from NumPy's global RNG
     try:
-        reference_corrupt(images[0], 1, corruption_name=name)
+        for severity in SEVERITIES:   # warm-up: one image per severity
+            reference_corrupt(images[0], severity, corruption_name=name)
         started = time.perf_counter()
         for severity in SEVERITIES:
             for image in images:
@@ -105,14 +113,14 @@ def whole_set(rates: list[tuple[float, float]]) -> float:
 
 
 def run_scale(scale: str, devices: list[torch.device], n_images: int, n_reference: int,
-              names: list[str]) -> list[Row]:
+              names: list[str], cold: bool = False) -> list[Row]:
     side = SCALE_SIZE[scale]
     batch = photo_batch(max(n_images, n_reference), side)
     tensors = {device.type: torch.from_numpy(batch[:n_images]).permute(0, 3, 1, 2).contiguous().to(device)
                for device in devices}
     rows = []
     for name in names:
-        ours = {kind: corrbench_rate(images, name, scale) for kind, images in tensors.items()}
+        ours = {kind: corrbench_rate(images, name, scale, cold) for kind, images in tensors.items()}
         reference = reference_rate(batch[:n_reference], name) if n_reference else "skipped"
         rows.append(Row(name, ours, reference))
         print_row(rows[-1], list(tensors), flush=True)
@@ -163,6 +171,8 @@ def main() -> None:
                         help="images for the imagecorruptions loop (0 skips it) [per-scale default]")
     parser.add_argument("--corruptions", default=None, help="comma-separated subset [default: all registered]")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's]")
+    parser.add_argument("--cold", action="store_true",
+                        help="time corrbench's first pass in the process instead of the steady state")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")   # imagecorruptions' pkg_resources / skimage deprecation noise
     if args.threads:
@@ -177,7 +187,7 @@ def main() -> None:
         n_reference = DEFAULT_REFERENCE_IMAGES[scale] if args.reference_images is None else args.reference_images
         kinds = [device.type for device in devices]
         print_header(scale, kinds, n_images, n_reference)
-        rows = run_scale(scale, devices, n_images, n_reference, names)
+        rows = run_scale(scale, devices, n_images, n_reference, names, args.cold)
         print_summary(scale, rows, kinds)
 
 

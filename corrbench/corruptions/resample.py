@@ -50,31 +50,56 @@ def box_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return index, weight
 
 
+@functools.lru_cache(maxsize=None)
+def _device_taps(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """`box_taps` on `device`, built once per (in, out, device) rather than per call and tap: (index int64
+    T×out, weight int32 T×out×1, or None when every output copies one input with weight 2²² (then
+    (2²²·p + 2²¹) >> 22 = p and the pass is a pure selection), whether the 8-bit clip can be skipped)."""
+    index, weight = box_taps(in_size, out_size)
+    rows = torch.from_numpy(index.T.copy()).to(device)
+    if index.shape[1] == 1 and bool((weight == 1 << _PRECISION_BITS).all()):
+        return rows, None, True
+    # Weights are ≥ 0, so Σ K·p + 2²¹ ≤ 255·max ΣK + 2²¹; below 256·2²² the clip to [0, 255] is a no-op.
+    in_range = 255 * int(weight.astype(np.int64).sum(axis=1).max()) + (1 << (_PRECISION_BITS - 1)) < 256 << _PRECISION_BITS
+    return rows, torch.from_numpy(weight.T.copy()).to(device).unsqueeze(-1), in_range
+
+
 def _resample_front(x: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
-    """One Pillow pass along dim 0 of int32 images (resampled axis first: whole rows are selected,
-    which is several times faster than gathering along the last axis): clip8((Σ K·p + 2²¹) >> 22).
+    """One Pillow pass along dim 1 of int32 N×in×M images (resampled axis in the middle: whole rows are
+    selected, which is several times faster than gathering along the last axis): clip8((Σ K·p + 2²¹) >> 22),
+    int32 N×out×M.
 
     Σ K·p ≤ 255·ΣK ≈ 255·2²² < 2³¹, so int32 is exact; the same integers on every device.
     """
-    index, weight = box_taps(in_size, out_size)
-    if index.shape[1] == 1 and bool((weight == 1 << _PRECISION_BITS).all()):  # nearest: a copy
-        return x.index_select(0, torch.from_numpy(index[:, 0].copy()).to(x.device))
-    shape = (out_size,) + (1,) * (x.ndim - 1)
-    total = None
-    for tap in range(index.shape[1]):
-        rows = torch.from_numpy(index[:, tap].copy()).to(x.device)
-        k = torch.from_numpy(weight[:, tap].copy()).to(x.device).view(shape)
-        term = x.index_select(0, rows).mul_(k)
-        total = term if total is None else total.add_(term)
-    return total.add_(1 << (_PRECISION_BITS - 1)).bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255)
+    index, weight, in_range = _device_taps(in_size, out_size, x.device)
+    if weight is None:  # nearest: a copy
+        return x.index_select(1, index[0])
+    total = x.index_select(1, index[0]).mul_(weight[0])
+    for tap in range(1, index.shape[0]):
+        total.addcmul_(x.index_select(1, index[tap]), weight[tap])
+    total.add_(1 << (_PRECISION_BITS - 1)).bitwise_right_shift_(_PRECISION_BITS)
+    return total if in_range else total.clamp_(0, 255)
 
 
 def box_resize(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """`PIL.Image.resize((width, height), BOX)` of every uint8 image B×C×H×W, `size` = side or (height,
     width): horizontal pass first, the intermediate rounded and clipped to 8 bits, then the vertical
-    pass. Returns uint8 B×C×height×width."""
+    pass. Returns uint8 B×C×height×width (contiguous).
+
+    A pass that copies one input per output (upscaling) selects uint8 values directly; a weighted pass
+    works in int32 with the resampled axis in the middle, so the horizontal one runs on a transposed
+    copy (made together with the int32 cast) and the vertical one selects whole rows.
+    """
     height, width = (size, size) if isinstance(size, int) else size
-    x = images.permute(3, 0, 1, 2).to(torch.int32)                       # W×B×C×H
-    x = _resample_front(x, images.shape[3], width)                        # width×B×C×H
-    x = _resample_front(x.permute(3, 1, 2, 0).contiguous(), images.shape[2], height)  # height×B×C×width
-    return x.permute(1, 2, 0, 3).to(torch.uint8, memory_format=torch.contiguous_format)
+    batch, channels, in_height, in_width = images.shape
+    x = images.reshape(batch * channels, in_height, in_width)
+    if _device_taps(in_width, width, x.device)[1] is None:
+        x = x.index_select(2, _device_taps(in_width, width, x.device)[0][0])              # N×H×width uint8
+    else:
+        x = x.transpose(1, 2).to(torch.int32, memory_format=torch.contiguous_format)   # N×W×H
+        x = _resample_front(x, in_width, width).transpose(1, 2)                         # N×H×width (view)
+    if _device_taps(in_height, height, x.device)[1] is None:
+        x = x.index_select(1, _device_taps(in_height, height, x.device)[0][0])
+    else:
+        x = _resample_front(x.to(torch.int32, memory_format=torch.contiguous_format), in_height, height)
+    return x.to(torch.uint8, memory_format=torch.contiguous_format).view(batch, channels, height, width)
