@@ -84,9 +84,9 @@ RUN=$(ls -d "$WORK"/runs/*/ 2>/dev/null | head -n 1)
 step make_c 100 $PY -m corrbench data make-c --dataset "$DATASET" --out "$WORK/images-C" --device "$DEVICE" $CORRUPTIONS
 step eval_files 45 $PY -m corrbench eval --checkpoint "${RUN:-missing-run}" --suite "c:$DATASET" --source files --device "$DEVICE" --results "$WORK/results-files" --batch-size 1000 $CORRUPTIONS
 step eval_generated 100 $PY -m corrbench eval --checkpoint "${RUN:-missing-run}" --suite "c:$DATASET" --source generated --device "$DEVICE" --results "$WORK/results-generated" --batch-size 1000 $CORRUPTIONS
-step rates_cifar 50 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales cifar --images "$RATES_CIFAR" --reference-images 0 $RATE_NAMES
-step rates_tiny 35 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales tiny --images "$RATES_TINY" --reference-images 0 $RATE_NAMES
-step rates_imagenet 35 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales imagenet --images "$RATES_IMAGENET" --reference-images 0 $RATE_NAMES
+step rates_cifar 50 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales cifar --images "$RATES_CIFAR" --reference-images 0 --cold $RATE_NAMES
+step rates_tiny 35 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales tiny --images "$RATES_TINY" --reference-images 0 --cold $RATE_NAMES
+step rates_imagenet 35 $PY benchmarks/corruptions.py --devices "$DEVICE" --scales imagenet --images "$RATES_IMAGENET" --reference-images 0 --cold $RATE_NAMES
 step cuda_equivalence 50 $PY benchmarks/cuda_equivalence.py --device "$DEVICE" --scales cifar --no-stages $([ $TINY = 1 ] && echo --quick)
 
 $PY - "$OUT" "$STEPS" "$N_IMAGES" "$(( $(date +%s) - STARTED ))" <<'EOF' | tee "$OUT/gpu_check_summary.txt"
