@@ -42,7 +42,7 @@ def snow_layer(normals: torch.Tensor, mean: float, std: float, zoom: float, thre
     """Steps 2–4 before the blur: L = clipped_zoom(μ + σ·normals, zoom) (float64, G5), L < thr set to 0,
     then trunc(255·clip(L, 0, 1)) as uint8 B×1×S×S."""
     layer = normals.mul(std).add_(mean).unsqueeze(1)   # μ + σ·n, the same two roundings, in one buffer
-    if zoom != 1:  # clipped_zoom by 1 keeps the image as it is: skip its two transposing copies
+    if zoom != 1:  # clipped_zoom by 1 keeps the image as it is: skip its copies
         layer = clipped_zoom(layer, zoom)
     # L ≥ thr kept, else 0, in one pass: `threshold` keeps x > t, and t is the float just below thr
     below = torch.nextafter(torch.tensor(threshold, dtype=layer.dtype), torch.tensor(-math.inf, dtype=layer.dtype))
