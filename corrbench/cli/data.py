@@ -98,6 +98,9 @@ def make_c_command(
                        severities=split_ints(severities, "--severities"), device=device, data_root=data_root,
                        overwrite=overwrite)
     console.print(f"{dataset}: {plan.scale_note}", highlight=False, soft_wrap=True)
+    if plan.device.type == "cpu":
+        from corrbench.device import fit_cpu_threads_to_load
+        fit_cpu_threads_to_load()   # a busy machine: fewer intra-op threads (OMP_NUM_THREADS wins)
     with progress_bars() as progress:
         result = make_c(dataset, out, seed=seed, corruptions=split_names(corruptions),
                         severities=split_ints(severities, "--severities"), device=device, data_root=data_root,
