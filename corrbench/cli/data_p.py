@@ -38,13 +38,16 @@ def make_p(
 
     from corrbench.data.datasets import resolve_data_root
     from corrbench.data.psuites import default_p_folder, write_p_suite
-    from corrbench.device import resolve_device
+    from corrbench.device import fit_cpu_threads_to_load, resolve_device
 
     root = resolve_data_root(data_root)
     folder = out if out is not None else default_p_folder(dataset, root)
+    target = resolve_device(device)
+    if target.type == "cpu":
+        fit_cpu_threads_to_load()   # a busy machine: fewer intra-op threads (OMP_NUM_THREADS wins)
     with progress_bars() as progress:
         written = write_p_suite(dataset, folder, data_root=root, perturbations=split_names(perturbations),
-                                difficulty=difficulty, seed=seed, limit=limit, device=resolve_device(device),
+                                difficulty=difficulty, seed=seed, limit=limit, device=target,
                                 overwrite=overwrite, progress=progress, video_format=video_format)
     table = Table(title=f"{dataset} -P → {folder} (seed {seed})")
     for column, justify in (("file", "left"), ("videos", "right"), ("frames", "right"), ("MB", "right")):
