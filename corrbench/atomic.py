@@ -208,6 +208,20 @@ def _fault_hook(path: Path, temp: Path) -> None:
 # ---------------------------------------------------------------- writers
 
 @contextmanager
+def _removed_on_failure(temp: Path, target: Callable[[], Path]) -> Iterator[None]:
+    """On any error in the block, remove `temp`; an OSError becomes a one-line `WriteError` naming
+    `target()` (the path the temp file was for, as it stands when the error happens)."""
+    try:
+        yield
+    except OSError as error:
+        _remove(temp)
+        raise write_error(target(), error) from None
+    except BaseException:
+        _remove(temp)
+        raise
+
+
+@contextmanager
 def atomic_path(path: Path | str, *, temp_dir: Path | str | None = None) -> Iterator[Path]:
     """Yield a temporary path; on success move it onto `path`, on error remove it.
 
@@ -223,17 +237,11 @@ def atomic_path(path: Path | str, *, temp_dir: Path | str | None = None) -> Iter
     _make_folder(path.parent)
     _make_folder(folder)
     temp = folder / temp_name(path)
-    try:
+    with _removed_on_failure(temp, lambda: path):
         yield temp
-    except OSError as error:
-        _remove(temp)
-        raise write_error(path, error) from None
-    except BaseException:
-        _remove(temp)
-        raise
     if not temp.exists():
         raise FileNotFoundError(f"atomic_path: nothing was written at {temp} for {path}")
-    try:
+    with _removed_on_failure(temp, lambda: path):
         _fault_hook(path, temp)
         if temp.is_dir():
             _replace_dir(temp, path)
@@ -241,12 +249,6 @@ def atomic_path(path: Path | str, *, temp_dir: Path | str | None = None) -> Iter
             _fsync_file(temp)
             os.replace(temp, path)
         _fsync_dir(path.parent)
-    except OSError as error:
-        _remove(temp)
-        raise write_error(path, error) from None
-    except BaseException:
-        _remove(temp)
-        raise
 
 
 def _replace_dir(temp: Path, path: Path) -> None:
@@ -299,7 +301,7 @@ def write_new_file(folder: Path | str, names: Iterable[str], write: Callable[[Pa
     first = next(names)
     temp = temp_folder / temp_name(folder / first)
     target = folder / first
-    try:
+    with _removed_on_failure(temp, lambda: target):
         for attempt in range(5):
             _make_folder(temp_folder)
             try:
@@ -320,12 +322,6 @@ def write_new_file(folder: Path | str, names: Iterable[str], write: Callable[[Pa
             raise FileExistsError(errno.EEXIST, "every candidate name is taken", str(target))
         _fsync_dir(folder)
         return target
-    except OSError as error:
-        _remove(temp)
-        raise write_error(target, error) from None
-    except BaseException:
-        _remove(temp)
-        raise
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

@@ -42,16 +42,12 @@ def calibrate(
     label: Optional[str] = mo.LABEL,
     precision: str = mo.PRECISION,
 ) -> None:
-    from corrbench.cli.common import (check_device, check_positive, check_results_folder, check_source,
-                                      corruption_names, severity_list)
+    from corrbench.cli.common import check_evaluation_options, check_positive, corruption_names, severity_list
 
     # Everything the command line says is checked before torch loads and before any work.
     chosen_corruptions, chosen_severities = corruption_names(corruptions, suite), severity_list(severities)
     check_positive("--fit-images", fit_images)
-    check_positive("--batch-size", batch_size)
-    check_source(source)
-    check_device(device)
-    check_results_folder(results)
+    check_evaluation_options(batch_size, source, device, results)
     from corrbench.engine.calibrate import calibrate as run_calibration
     from corrbench.report.plots import calibration_diagrams
 

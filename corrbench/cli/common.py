@@ -107,6 +107,14 @@ def check_source(source: str) -> None:
     check_name("source", source, SOURCES)
 
 
+def check_evaluation_options(batch_size: int | None, source: str, device: str, results: Path) -> None:
+    """The options eval, calibrate and flip-rate share, checked before torch loads."""
+    check_positive("--batch-size", batch_size)
+    check_source(source)
+    check_device(device)
+    check_results_folder(results)
+
+
 def check_results_folder(results: Path, option: str = "--results") -> None:
     """The results folder can be written (checked before any work, not after an hour of evaluation)."""
     from corrbench.writable import RESULTS_FREE_BYTES, check_writable_folder

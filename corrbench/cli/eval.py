@@ -50,15 +50,11 @@ def evaluate(
     precision: str = mo.PRECISION,
     shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", help="Evaluate only shard I of N (images ⌊I·N_part/N⌋ to ⌊(I+1)·N_part/N⌋ of every part); one Parquet file per shard, merged by report. Under torchrun each rank takes its own shard."),
 ) -> None:
-    from corrbench.cli.common import (check_device, check_positive, check_results_folder, check_source,
-                                      corruption_names, severity_list)
+    from corrbench.cli.common import check_evaluation_options, corruption_names, severity_list
 
     # Everything the command line says is checked before torch loads and before any work.
     chosen_corruptions, chosen_severities = corruption_names(corruptions, suite), severity_list(severities)
-    check_positive("--batch-size", batch_size)
-    check_source(source)
-    check_device(device)
-    check_results_folder(results)
+    check_evaluation_options(batch_size, source, device, results)
     from corrbench.shards import parse_shard
     chosen_shard = parse_shard(shard) if shard is not None else None
     from corrbench.engine.evaluate import evaluate as run_evaluation

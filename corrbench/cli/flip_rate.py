@@ -46,18 +46,14 @@ def flip_rate(
     label: Optional[str] = mo.LABEL,
     precision: str = mo.PRECISION,
 ) -> None:
-    from corrbench.cli.common import (check_device, check_positive, check_results_folder, check_source,
-                                      perturbation_names)
+    from corrbench.cli.common import check_evaluation_options, check_positive, perturbation_names
     from corrbench.errors import check_range
 
     # Everything the command line says is checked before torch loads and before any work.
     chosen_perturbations = perturbation_names(perturbations, suite)
     check_range("--difficulty", difficulty, low=1)   # a frame step; noise levels (1-3) are checked per sequence
     check_positive("--limit", limit)
-    check_positive("--batch-size", batch_size)
-    check_source(source)
-    check_device(device)
-    check_results_folder(results)
+    check_evaluation_options(batch_size, source, device, results)
     from corrbench.engine.flip_rate import flip_rate as run_flip_rate
 
     target, options = mo.model_and_options(checkpoint, model, weights=weights, model_dir=model_dir, mean=mean,

@@ -86,44 +86,47 @@ def _torchvision_round_trip(images_chw: torch.Tensor, quality: int) -> torch.Ten
     return torch.stack(decode_jpeg(encode_jpeg(list(images_chw), quality=quality)))
 
 
+def _probe_images(quality: int, noise_sides: tuple[int, ...], gradient_side: int,
+                  flats: tuple[tuple[int, int, int], ...]) -> list[torch.Tensor]:
+    """uint8 3×H×W probes for a codec check: seeded noise squares, a colour gradient (chroma counts) and
+    flat (height, width, value) images."""
+    generator = torch.Generator().manual_seed(quality)
+    ramp = torch.arange(gradient_side, dtype=torch.float64)
+    gradient = torch.stack([(ramp[:, None] * a + ramp[None, :] * b) % 256
+                            for a, b in ((5, 3), (2, 7), (11, 1))]).to(torch.uint8)
+    probes = [torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8) for side in noise_sides]
+    return probes + [gradient] + [torch.full((3, h, w), value, dtype=torch.uint8) for h, w, value in flats]
+
+
+def _gives_pillows_bytes(round_trip: Callable[[torch.Tensor], torch.Tensor], quality: int,
+                         probes: list[torch.Tensor]) -> bool:
+    """Whether `round_trip` (uint8 B×3×H×W → same) decodes every probe as Pillow does at `quality`."""
+    for probe in probes:
+        expected = _jpeg_round_trip(probe.permute(1, 2, 0).contiguous().numpy(), quality)
+        if not np.array_equal(round_trip(probe[None])[0].permute(1, 2, 0).numpy(), expected):
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=None)
 def torchvision_matches_pillow(quality: int) -> bool:
     """Whether torchvision's codec gives Pillow's bytes at `quality` on probe images (noise, gradients,
     flat, odd sizes). Both bundle libjpeg-turbo with the same defaults; a build that differs shows on
     the probes, and then every image goes through Pillow."""
     try:
-        generator = torch.Generator().manual_seed(quality)
-        ramp = torch.arange(40, dtype=torch.float64)
-        gradient = torch.stack([(ramp[:, None] * a + ramp[None, :] * b) % 256
-                                for a, b in ((5, 3), (2, 7), (11, 1))]).to(torch.uint8)  # colour: chroma counts
-        probes = [torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8)
-                  for side in (8, 17, 32, 64)] + [gradient, torch.full((3, 9, 9), 200, dtype=torch.uint8)]
-        for probe in probes:
-            decoded = _torchvision_round_trip(probe[None], quality)[0]
-            expected = _jpeg_round_trip(probe.permute(1, 2, 0).contiguous().numpy(), quality)
-            if not np.array_equal(decoded.permute(1, 2, 0).numpy(), expected):
-                return False
-        return True
+        return _gives_pillows_bytes(lambda batch: _torchvision_round_trip(batch, quality), quality,
+                                    _probe_images(quality, (8, 17, 32, 64), 40, ((9, 9, 200),)))
     except (ImportError, RuntimeError):  # no torchvision image codec in this build
         return False
 
 
 @functools.lru_cache(maxsize=None)
 def emulation_matches_pillow(quality: int) -> bool:
-    """Whether `jpeg_torch`'s emulation gives this Pillow's bytes at `quality` on probe images (noise,
-    colour gradients, flat, extremes): it follows the libjpeg-turbo that Pillow bundles; a Pillow built
-    on another libjpeg shows on the probes, and then the codecs run instead."""
-    generator = torch.Generator().manual_seed(quality)
-    ramp = torch.arange(48, dtype=torch.float64)
-    gradient = torch.stack([(ramp[:, None] * a + ramp[None, :] * b) % 256
-                            for a, b in ((5, 3), (2, 7), (11, 1))]).to(torch.uint8)
-    probes = [torch.randint(0, 256, (3, side, side), generator=generator, dtype=torch.uint8) for side in (16, 32)]
-    probes += [gradient, torch.full((3, 16, 32), 255, dtype=torch.uint8), torch.zeros((3, 32, 16), dtype=torch.uint8)]
-    for probe in probes:
-        expected = _jpeg_round_trip(probe.permute(1, 2, 0).contiguous().numpy(), quality)
-        if not np.array_equal(jpeg_torch.jpeg_round_trip(probe[None], quality)[0].permute(1, 2, 0).numpy(), expected):
-            return False
-    return True
+    """Whether `jpeg_torch`'s emulation gives this Pillow's bytes at `quality` on probe images (noise, colour
+    gradients, flat, extremes): it follows the libjpeg-turbo that Pillow bundles; a Pillow built on
+    another libjpeg shows on the probes, and then the codecs run instead."""
+    return _gives_pillows_bytes(lambda batch: jpeg_torch.jpeg_round_trip(batch, quality), quality,
+                                _probe_images(quality, (16, 32), 48, ((16, 32, 255), (32, 16, 0))))
 
 
 _EMULATION_MAX_PIXELS = 48 * 48
